@@ -1,0 +1,90 @@
+"""The `streamscore worker` command: load the model, serve metrics, run the loop until a signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+from streamscore.errors import BrokerError
+
+if TYPE_CHECKING:
+    from streamscore.cli import CliContext
+
+logger = logging.getLogger(__name__)
+
+# Exit code when a second signal forces the worker out without committing.
+EXIT_FORCED = 3
+
+
+@click.command()
+@click.option("--model-uri", help="Registered model to serve, e.g. models:/sms-spam@champion.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Maximum events per batch.")
+@click.option("--group-id", help="Consumer group to join.")
+@click.option("--metrics-port", type=click.IntRange(0, 65_535), help="Port of /metrics.")
+@click.pass_obj
+def worker(
+    cli_context: CliContext,
+    model_uri: str | None,
+    batch_size: int | None,
+    group_id: str | None,
+    metrics_port: int | None,
+) -> None:
+    """Score the input topic into the output topic until SIGTERM or Ctrl-C.
+
+    \b
+    Example:
+      streamscore worker --model-uri models:/sms-spam@champion --batch-size 200
+    """
+    from stream.metrics import WorkerMetrics
+    from stream.scorer import Scorer
+    from stream.worker import Worker
+    from streamscore.kafka import ensure_topics
+
+    overrides: dict[str, dict[str, object]] = {"model": {}, "worker": {}, "metrics": {}}
+    if model_uri:
+        overrides["model"]["uri"] = model_uri
+    if batch_size:
+        overrides["worker"]["batch_size"] = batch_size
+    if group_id:
+        overrides["worker"]["group_id"] = group_id
+    if metrics_port is not None:
+        overrides["metrics"]["port"] = metrics_port
+    settings = cli_context.settings(**overrides)
+
+    scorer = Scorer.from_registry(
+        settings.model.uri, settings.model.tracking_uri, settings.worker.max_event_bytes
+    )
+    try:
+        ensure_topics(settings)
+    except BrokerError as exc:
+        logger.warning("topics not checked, continuing error=%s", exc)
+    metrics = WorkerMetrics()
+    port = metrics.serve(settings.metrics.host, settings.metrics.port)
+    logger.info("metrics served url=http://%s:%d/metrics", settings.metrics.host, port)
+
+    loop = Worker(settings, scorer, metrics)
+    _install_signal_handlers(loop.request_stop)
+    loop.run()
+
+
+def _install_signal_handlers(request_stop: Callable[[], None]) -> None:
+    """Stop gracefully on the first SIGTERM or SIGINT; exit at once on the second."""
+
+    def handle(signum: int, _: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if _received:
+            logger.error("second signal, exiting without committing signal=%s", name)
+            os._exit(EXIT_FORCED)
+        _received.append(signum)
+        logger.info("stopping after the batch in hand signal=%s", name)
+        request_stop()
+
+    _received: list[int] = []
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

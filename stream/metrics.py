@@ -1,0 +1,86 @@
+"""Prometheus metrics of the worker, all in one place, all with bounded label values."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+NAMESPACE = "streamscore"
+
+# Batch sizes up to the largest allowed worker.batch_size (100,000).
+_BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000)
+# Seconds; scoring a batch takes from under a millisecond to seconds for large forests.
+_SCORING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# Seconds from event time to delivered result; a backlog can make this minutes.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class WorkerMetrics:
+    """The worker's metrics, registered in one registry (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.events_consumed = Counter(
+            "events_consumed",
+            "Events read from the input topic.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.results_produced = Counter(
+            "results_produced",
+            "Results delivered to the output topic.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.events_dead_lettered = Counter(
+            "events_dead_lettered",
+            "Events delivered to the dead-letter topic, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.delivery_failures = Counter(
+            "delivery_failures",
+            "Results or dead-letter records whose delivery failed; their events are re-read.",
+            ["topic"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "batch_size_events",
+            "Events per polled batch.",
+            buckets=_BATCH_SIZE_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.scoring_duration = Histogram(
+            "scoring_duration_seconds",
+            "Time of one predict_proba call over a batch.",
+            buckets=_SCORING_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.end_to_end_latency = Histogram(
+            "end_to_end_latency_seconds",
+            "Time from an event's event_time to the delivery report of its result.",
+            buckets=_LATENCY_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "model_info",
+            "The model version being served; the value is always 1.",
+            ["name", "version", "run_id"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.assigned_partitions = Gauge(
+            "assigned_partitions",
+            "Input partitions assigned to this worker.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve `/metrics` over HTTP in a daemon thread; returns the port (useful with port 0)."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)

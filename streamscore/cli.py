@@ -1,0 +1,110 @@
+"""The `streamscore` command: one group, one subcommand per job.
+
+Each package registers its own subcommand; heavy imports (MLflow, scikit-learn) happen inside the
+commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamscore import __version__
+from streamscore.errors import ConfigError, StreamscoreError
+from streamscore.logs import configure_logging
+from streamscore.settings import Settings, load_settings
+
+# Exit codes: 2 is click's own code for usage errors; config errors share it.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class CliContext:
+    """Options of the `streamscore` group, read by every subcommand."""
+
+    config_file: Path | None
+    debug: bool
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Load settings once per command and configure logging from them."""
+        settings = load_settings(self.config_file, **overrides)
+        configure_logging(settings.logging)
+        return settings
+
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+class _Group(click.Group):
+    """Click group that turns streamscore errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(ctx, f"invalid config: {exc}", EXIT_USAGE)
+        except StreamscoreError as exc:
+            _fail(ctx, str(exc), EXIT_FAILURE)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    obj = ctx.find_object(CliContext)
+    if obj is not None and obj.debug:
+        raise
+    for line in message.splitlines():
+        click.echo(f"error: {line}", err=True)
+    ctx.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="STREAMSCORE_CONFIG",
+    help="YAML settings file (default: config/default.yaml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(__version__, prog_name="streamscore")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
+    r"""Score Kafka events with a scikit-learn model from the MLflow registry.
+
+    \b
+    Quick start:
+      streamscore broker start
+      streamscore train
+      streamscore worker &
+      streamscore publish data/sms_spam_collection.tsv --columns label,message
+      streamscore results
+    """
+    ctx.obj = CliContext(config_file, debug)
+
+
+def _register_commands() -> None:
+    from producer.cli import publish
+    from stream.cli import worker
+    from streamscore.broker_cli import broker
+    from streamscore.demo import demo
+    from streamscore.results import results
+    from trainer.cli import train
+
+    for command in (broker, train, worker, publish, results, demo):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the `streamscore` command line."""
+    cli.main(args=args if args is not None else sys.argv[1:], prog_name="streamscore")

@@ -1,0 +1,263 @@
+"""Settings for every streamscore command: one frozen pydantic model with nested sections.
+
+Precedence, highest first: values passed by the caller (CLI flags), environment variables
+(`STREAMSCORE_` prefix, `__` between levels, e.g. `STREAMSCORE_WORKER__BATCH_SIZE=200`), the YAML
+file, then the defaults below. `config/default.yaml` repeats every default with a comment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from streamscore.errors import ConfigError
+
+ENV_PREFIX = "STREAMSCORE_"
+ENV_CONFIG_FILE = "STREAMSCORE_CONFIG"
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+
+# Kafka client properties: librdkafka accepts strings, numbers and booleans.
+ClientProperties = dict[str, str | int | float | bool]
+
+_MODEL_URI = re.compile(r"models:/[^/@]+(@[^/@]+|/[0-9]+)")
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    """Connection and client options shared by every Kafka client streamscore creates."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    session_timeout_ms: int = Field(10_000, gt=0)
+    heartbeat_interval_ms: int = Field(3_000, gt=0)
+    max_poll_interval_ms: int = Field(300_000, gt=0)
+    linger_ms: int = Field(5, ge=0)
+    client: ClientProperties = Field(default_factory=dict)
+    consumer: ClientProperties = Field(default_factory=dict)
+    producer: ClientProperties = Field(default_factory=dict)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _validate_bootstrap_servers(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+
+class TopicSettings(Section):
+    """Names of the topics the worker reads and writes, and how topics are created."""
+
+    input: str = "events"
+    output: str = "predictions"
+    dead_letter: str = "events.dead-letter"
+    partitions: int = Field(4, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+
+class WorkerSettings(Section):
+    """Consumer group membership, micro-batching and shutdown of the worker."""
+
+    group_id: str = "streamscore"
+    batch_size: int = Field(500, ge=1, le=100_000)
+    batch_wait_ms: int = Field(100, ge=0)
+    max_event_bytes: int = Field(100_000, ge=1)
+    flush_timeout_s: float = Field(30.0, gt=0)
+    retry_backoff_s: float = Field(1.0, gt=0)
+
+
+class ModelSettings(Section):
+    """Which registered model the worker serves and where the MLflow registry is."""
+
+    uri: str = "models:/sms-spam@champion"
+    tracking_uri: str = "sqlite:///.streamscore/mlflow.db"
+
+    @field_validator("uri")
+    @classmethod
+    def _validate_uri(cls, value: str) -> str:
+        if not _MODEL_URI.fullmatch(value):
+            raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {value!r}")
+        return value
+
+
+class MetricsSettings(Section):
+    """The HTTP endpoint that serves Prometheus metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9400, ge=0, le=65_535)
+
+
+class TrainingSettings(Section):
+    """Data, parameters and quality gate of the reference spam pipeline."""
+
+    data_path: Path = Path("data/sms_spam_collection.tsv")
+    columns: list[str] = Field(default_factory=lambda: ["label", "message"])
+    text_column: str = "message"
+    label_column: str = "label"
+    positive_label: str = "spam"
+    experiment: str = "sms-spam"
+    registered_model: str = "sms-spam"
+    alias: str = "champion"
+    max_features: int = Field(5000, ge=1)
+    n_estimators: int = Field(42, ge=1)
+    max_depth: int | None = Field(35, ge=1)
+    test_size: float = Field(0.2, gt=0, lt=1)
+    random_state: int = 111
+    min_f1: float = Field(0.8, ge=0, le=1)
+
+
+class LoggingSettings(Section):
+    """Log level and format of every command."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """All streamscore settings. Load them with `load_settings`, once, in an entry point."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    state_dir: Path = Path(".streamscore")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: caller values, then environment, then the YAML file."""
+        return init_settings, env_settings, _YamlFileSource(settings_cls, _config_data.get() or {})
+
+
+# The YAML mapping being loaded; `load_settings` sets it for the duration of one construction.
+_config_data: ContextVar[dict[str, Any] | None] = ContextVar("_config_data", default=None)
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Settings source that returns an already parsed YAML mapping."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that rejects a mapping with the same key twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"duplicate key {key!r} at line {line}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML config file into a mapping.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, repeats a key or is not a mapping.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: malformed YAML{line}: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from a YAML file, the environment and caller overrides.
+
+    Args:
+        config_file: the YAML file; default `$STREAMSCORE_CONFIG`, else `config/default.yaml`
+            beside the package when it exists, else the built-in defaults alone.
+        overrides: top-level sections or values, highest precedence (CLI flags).
+
+    Raises:
+        ConfigError: one line per invalid key, naming the key and the problem.
+    """
+    path = config_file or _default_config_file()
+    data = read_config_file(path) if path is not None else {}
+    token = _config_data.set(data)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(error) for error in exc.errors())) from exc
+    finally:
+        _config_data.reset(token)
+
+
+def _default_config_file() -> Path | None:
+    from_env = os.environ.get(ENV_CONFIG_FILE)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _describe(error: Any) -> str:
+    """Format one pydantic error as `key: problem (got VALUE)`, naming the env var if one set it."""
+    key = ".".join(str(part) for part in error["loc"])
+    message = f"{key}: {error['msg']}"
+    if error["type"] != "extra_forbidden" and "input" in error:
+        message += f" (got {error['input']!r})"
+    if error["type"] == "extra_forbidden":
+        message = f"{key}: unknown setting"
+    env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+    if env_name in os.environ:
+        message += f" (from environment variable {env_name})"
+    return message
