@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from producer import publisher
 from producer.reader import FORMATS, read_rows
 from streamscore.errors import StreamscoreError
 
@@ -66,14 +67,12 @@ def publish(
     file_format: str | None,
 ) -> None:
     """Publish each row of FILE as one event on the input topic."""
-    from producer.publisher import publish as publish_rows
-
     settings = cli_context.settings()
     # The reader checks, with line numbers, that every row has the fields the events need.
     required = [*(fields or []), *([id_field] if id_field else [])]
     rows = read_rows(file, file_format=file_format, columns=columns, fields=required)
 
-    report = publish_rows(
+    report = publisher.publish(
         settings, rows, fields=fields, id_field=id_field, limit=limit, rate=rate, topic=topic
     )
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -90,14 +90,20 @@ def publish(
             Events produced before that row are flushed first.
     """
     report = PublishReport(topic=topic or settings.topics.input)
+    pending = iter(islice(rows, limit))
+    # Read the first row before connecting, so that an unreadable file fails before any
+    # connection attempt.
+    first = next(pending, None)
+    if first is None:
+        logger.info("publish finished delivered=0 failed=0 reason=no rows")
+        return report
+
     producer = Producer(producer_config(settings.kafka, error_cb=_error_logger()))
     on_delivery = _delivery_counter(report, on_published)
-    logger.info(
-        "publish started topic=%s limit=%s rate=%s", report.topic, limit, rate or "unlimited"
-    )
+    logger.info("publish started topic=%s limit=%s rate=%s", report.topic, limit, rate)
     start = time.monotonic()
     try:
-        for index, row in enumerate(islice(rows, limit)):
+        for index, row in enumerate(chain([first], pending)):
             # 1. Build the event.
             event_id = _event_id(row, id_field, index)
             value = encode_event(event_id, _select(row, fields, index), format_time())

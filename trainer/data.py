@@ -91,7 +91,9 @@ def _read_rows(path: Path, column_count: int, label_index: int) -> Iterator[list
                     )
                 yield row
     except FileNotFoundError as exc:
-        raise InputFileError(f"training data {path} not found") from exc
+        raise InputFileError(
+            f"training data {path} not found: set training.data_path or --data to an existing file"
+        ) from exc
     except UnicodeDecodeError as exc:
         bad_byte = exc.object[exc.start]
         raise InputFileError(

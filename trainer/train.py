@@ -233,7 +233,8 @@ def _log_run(
 ) -> tuple[str, ModelInfo]:
     """Log params, metrics and the model to a new run and return the run id and model info."""
     sample = x_train.head(SIGNATURE_SAMPLE_ROWS)
-    signature = infer_signature(sample, pipeline.predict(sample))
+    predictions = pd.Series(pipeline.predict(sample), name=training.label_column)
+    signature = infer_signature(sample, predictions)
 
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(training.model_dump(mode="json"))
@@ -245,6 +246,9 @@ def _log_run(
             input_example=x_train.head(INPUT_EXAMPLE_ROWS),
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            # The pipeline contains only scikit-learn classes, so MLflow's pinned defaults are
+            # complete. Inferring them instead loads the model in a subprocess, about 10 s.
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
     logger.info("run logged run_id=%s experiment_id=%s", run.info.run_id, experiment_id)
     return run.info.run_id, model_info

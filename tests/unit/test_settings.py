@@ -1,0 +1,141 @@
+"""Settings: precedence of sources and the errors a user sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamscore.errors import ConfigError
+from streamscore.settings import DEFAULT_CONFIG_FILE, Settings, load_settings
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_yaml_matches_builtin_defaults() -> None:
+    from_file = load_settings(DEFAULT_CONFIG_FILE)
+
+    assert from_file == Settings()
+
+
+def test_default_yaml_lists_every_setting() -> None:
+    data = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text(encoding="utf-8"))
+
+    assert set(data) == set(Settings.model_fields)
+    for section, value in data.items():
+        model = Settings.model_fields[section].annotation
+        if isinstance(value, dict) and hasattr(model, "model_fields"):
+            assert set(value) == set(model.model_fields), section
+
+
+def test_load_settings_file_overrides_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, "worker:\n  batch_size: 64\n")
+
+    settings = load_settings(path)
+
+    assert settings.worker.batch_size == 64
+    assert settings.worker.batch_wait_ms == Settings().worker.batch_wait_ms
+
+
+def test_load_settings_environment_overrides_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "worker:\n  batch_size: 64\n  batch_wait_ms: 20\n")
+    monkeypatch.setenv("STREAMSCORE_WORKER__BATCH_SIZE", "128")
+
+    settings = load_settings(path)
+
+    assert settings.worker.batch_size == 128
+    assert settings.worker.batch_wait_ms == 20
+
+
+def test_load_settings_caller_overrides_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSCORE_WORKER__BATCH_SIZE", "128")
+
+    settings = load_settings(_write(tmp_path, ""), worker={"batch_size": 7})
+
+    assert settings.worker.batch_size == 7
+
+
+def test_load_settings_config_env_var_picks_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSCORE_CONFIG", str(_write(tmp_path, "topics:\n  input: orders\n")))
+
+    assert load_settings().topics.input == "orders"
+
+
+def test_load_settings_unknown_key_names_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, "worker:\n  batch_sise: 64\n")
+
+    with pytest.raises(ConfigError, match=r"^worker\.batch_sise: unknown setting$"):
+        load_settings(path)
+
+
+def test_load_settings_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    path = _write(tmp_path, "worker:\n  batch_size: lots\n")
+
+    with pytest.raises(ConfigError, match=r"^worker\.batch_size: .*integer.*\(got 'lots'\)$"):
+        load_settings(path)
+
+
+def test_load_settings_bad_environment_value_names_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSCORE_METRICS__PORT", "http")
+
+    with pytest.raises(ConfigError, match="STREAMSCORE_METRICS__PORT"):
+        load_settings(_write(tmp_path, ""))
+
+
+def test_load_settings_malformed_yaml_names_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "worker:\n  batch_size: [1, 2\n")
+
+    with pytest.raises(ConfigError, match=r"malformed YAML at line \d+"):
+        load_settings(path)
+
+
+def test_load_settings_duplicate_key_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, "worker:\n  batch_size: 1\n  batch_size: 2\n")
+
+    with pytest.raises(ConfigError, match=r"duplicate key 'batch_size' at line 3"):
+        load_settings(path)
+
+
+def test_load_settings_missing_file_names_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        load_settings(tmp_path / "nowhere.yaml")
+
+
+def test_load_settings_non_mapping_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected a mapping of settings, got list"):
+        load_settings(_write(tmp_path, "- 1\n- 2\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("model:\n  uri: runs:/abc/model\n", "model.uri"),
+        ("kafka:\n  bootstrap_servers: localhost\n", "kafka.bootstrap_servers"),
+        ("worker:\n  batch_size: 0\n", "worker.batch_size"),
+        ("training:\n  test_size: 1.5\n", "training.test_size"),
+        ("logging:\n  level: LOUD\n", "logging.level"),
+    ],
+)
+def test_load_settings_invalid_value_names_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        load_settings(_write(tmp_path, text))
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+
+    with pytest.raises(ValueError, match="frozen"):
+        settings.worker.batch_size = 3  # type: ignore[misc]

@@ -1,0 +1,1 @@
+"""Training of the reference spam model and its registration in the MLflow model registry."""
