@@ -1,8 +1,5 @@
-"""Run `python -m producer ARGS`, the same as `streamscore publish ARGS`."""
+"""Run `python -m producer [OPTIONS]`, the same as `streamscore publish [OPTIONS]`."""
 
-import sys
+from streamscore.cli import run_subcommand
 
-from streamscore.cli import main
-
-if __name__ == "__main__":
-    main(["publish", *sys.argv[1:]])
+run_subcommand("publish")

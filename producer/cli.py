@@ -40,7 +40,7 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     callback=_split_names,
     help="Fields to copy into each event, comma-separated (default: all).",
 )
-@click.option("--id-field", help="Field that holds the event id (default: a new random id).")
+@click.option("--id-field", help="Field that contains the event id (default: a new random id).")
 @click.option("--limit", type=click.IntRange(min=1), help="Publish at most N rows.")
 @click.option(
     "--rate",

@@ -29,7 +29,7 @@ _MIN_WAIT_S = 0.001
 # How long to serve delivery reports before producing again after the local queue was full.
 _QUEUE_FULL_WAIT_S = 0.1
 
-# Field names the event sets itself; a row field with one of these names is not copied, so the
+# Field names the event sets itself. A row field with one of these names is not copied, so the
 # message key always equals the event's `event_id`.
 _RESERVED_FIELDS = (EVENT_ID, EVENT_TIME)
 
@@ -74,11 +74,11 @@ def publish(
     Args:
         settings: Kafka connection, input topic and flush timeout.
         rows: the rows to publish, e.g. from `producer.reader.read_rows`.
-        fields: row fields to copy into each event; default all of them.
-        id_field: row field that holds the event id; default a new random id per event.
+        fields: row fields to copy into each event (default: all of them).
+        id_field: row field that contains the event id (default: a new random id per event).
         limit: publish at most this many rows.
-        rate: events per second; default as fast as the broker accepts them.
-        topic: topic to publish to; default `settings.topics.input`.
+        rate: events per second (default: as fast as the broker accepts them).
+        topic: topic to publish to (default: `settings.topics.input`).
         on_published: called with (event_id, row) for each event the broker acknowledged.
 
     Returns:
@@ -95,7 +95,7 @@ def publish(
     # connection attempt.
     first = next(pending, None)
     if first is None:
-        logger.info("publish finished delivered=0 failed=0 reason=no rows")
+        logger.info("publish finished delivered=0 failed=0 rows=0")
         return report
 
     producer = Producer(producer_config(settings.kafka, error_cb=_error_logger()))
@@ -203,7 +203,7 @@ def _delivery_counter(
 def _flush(producer: Producer, report: PublishReport, timeout_s: float) -> None:
     remaining = producer.flush(timeout_s)
     if remaining:
-        # These events may still reach the broker, but nobody will read their delivery reports.
+        # These events may still reach the broker, but their delivery reports are never served.
         producer.purge()
         report.failed += remaining
         logger.warning(

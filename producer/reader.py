@@ -2,8 +2,8 @@
 
 CSV and TSV files start with a header line unless the caller gives the column names. TSV is read
 with quoting off (`csv.QUOTE_NONE`), because free text such as SMS messages contains quote
-characters that are part of the text. A JSON Lines file holds one JSON object per line. Blank lines
-are skipped in every format.
+characters that are part of the text. A JSON Lines file contains one JSON object per line.
+Blank lines are skipped in every format.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def detect_format(path: Path, file_format: str | None = None) -> Format:
     """
     if file_format is not None:
         if file_format not in FORMATS:
-            raise InputFileError(f"unknown format {file_format!r}; expected one of {FORMATS}")
+            raise InputFileError(f"unknown format {file_format!r}, expected tsv, csv or jsonl")
         return file_format  # type: ignore[return-value]
     detected = _EXTENSIONS.get(path.suffix.lower())
     if detected is None:
         raise InputFileError(
-            f"{path}: cannot tell the format from the extension {path.suffix!r}; "
-            f"name the file .tsv, .csv or .jsonl, or pass the format"
+            f"{path}: cannot detect the format from the extension {path.suffix!r}. "
+            f"Pass the format (tsv, csv or jsonl) or rename the file."
         )
     return detected
 
@@ -59,7 +59,7 @@ def read_rows(
 
     Args:
         path: the input file.
-        file_format: `tsv`, `csv` or `jsonl`; default from the file extension.
+        file_format: `tsv`, `csv` or `jsonl` (default: from the file extension).
         columns: names of the CSV or TSV columns, for a file without a header line.
         fields: names every row must contain; rows are returned whole, these are only checked.
 
@@ -113,7 +113,7 @@ def _decoded_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) pairs, decoding each line as UTF-8 on its own.
 
     Decoding line by line, not through a buffered text stream, puts a decode error on the line
-    that holds the bad byte.
+    that contains the bad byte.
     """
     for line_number, raw in enumerate(handle, start=1):
         try:
@@ -154,13 +154,14 @@ def _delimited_rows(
     columns: Sequence[str] | None,
     fields: Sequence[str],
 ) -> Iterator[Row]:
-    # The csv reader pulls lines from this generator, so `current` holds the number of the last
+    # The csv reader pulls lines from this generator, so `current` is the number of the last
     # line it consumed, which is the last line of the row it returns.
     current = 0
 
     def texts() -> Iterator[str]:
         nonlocal current
-        for current, text in lines:  # noqa: B007 - `current` is read by the caller
+        for line_number, text in lines:
+            current = line_number
             yield text
 
     if file_format == "tsv":
@@ -198,5 +199,6 @@ def _check_fields(path: Path, names: Sequence[str], fields: Sequence[str], sourc
     unknown = [name for name in fields if name not in names]
     if unknown:
         raise InputFileError(
-            f"{path}: unknown field {unknown[0]!r}; columns in {source}: {', '.join(names)}"
+            f"{path}: unknown field {unknown[0]!r}, expected one of the columns in {source}: "
+            f"{', '.join(names)}"
         )

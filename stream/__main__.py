@@ -1,7 +1,5 @@
-"""Run the worker: `python -m stream [OPTIONS]` is `streamscore worker [OPTIONS]`."""
+"""Run `python -m stream [OPTIONS]`, the same as `streamscore worker [OPTIONS]`."""
 
-import sys
+from streamscore.cli import run_subcommand
 
-from streamscore.cli import main
-
-main(["worker", *sys.argv[1:]])
+run_subcommand("worker")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -28,6 +29,7 @@ from streamscore.settings import Settings
 logger = logging.getLogger(__name__)
 
 PartitionKey = tuple[str, int]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass
@@ -165,7 +167,7 @@ class Worker:
             "event_time": event.event_time,
             "scored_at": format_time(),
         }
-        headers = [
+        headers: Headers = [
             ("model.name", self._scorer.name.encode()),
             ("model.version", self._scorer.version.encode()),
         ]
@@ -179,7 +181,7 @@ class Worker:
     def _produce_dead_letter(
         self, batch: _Batch, message: Message, reason: Reason, detail: str
     ) -> None:
-        headers = [
+        headers: Headers = [
             ("error.reason", reason.value.encode()),
             ("error.message", detail.encode("utf-8", "replace")),
             ("source.topic", str(message.topic()).encode()),
@@ -202,7 +204,7 @@ class Worker:
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]],
+        headers: Headers,
         on_delivery: Callable[[KafkaError | None, Message | None], None],
     ) -> None:
         while True:
@@ -234,8 +236,7 @@ class Worker:
             else:
                 self._metrics.events_dead_lettered.labels(reason.value).inc()
             return
-        key = (source.topic(), source.partition())
-        offset = source.offset()
+        key, offset = _position(source)
         batch.failed_offsets[key] = min(offset, batch.failed_offsets.get(key, offset))
         target = "dead_letter" if reason is not None else "output"
         self._metrics.delivery_failures.labels(target).inc()
@@ -256,8 +257,8 @@ class Worker:
     def _store_offsets(self, batch: _Batch) -> None:
         next_offsets: dict[PartitionKey, int] = {}
         for message in batch.messages:
-            key = (message.topic(), message.partition())
-            next_offsets[key] = max(next_offsets.get(key, 0), message.offset() + 1)
+            key, offset = _position(message)
+            next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
         for key, offset in batch.failed_offsets.items():
             next_offsets[key] = offset
         to_store = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
@@ -317,6 +318,11 @@ class Worker:
         self._commit(sorted(self._stored))
         self._consumer.close()
         logger.info("worker stopped group=%s", self._settings.worker.group_id)
+
+
+def _position(message: Message) -> tuple[PartitionKey, int]:
+    """Return the topic, partition and offset of a consumed message, which always has them."""
+    return (cast(str, message.topic()), cast(int, message.partition())), cast(int, message.offset())
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

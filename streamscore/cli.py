@@ -108,3 +108,22 @@ _register_commands()
 def main(args: list[str] | None = None) -> None:
     """Run the `streamscore` command line."""
     cli.main(args=args if args is not None else sys.argv[1:], prog_name="streamscore")
+
+
+def run_subcommand(name: str, args: list[str] | None = None) -> None:
+    """Run one subcommand as `python -m PACKAGE` does, accepting the group's options too.
+
+    `python -m stream --config FILE --batch-size 10` becomes
+    `streamscore --config FILE worker --batch-size 10`.
+    """
+    group_args: list[str] = []
+    command_args: list[str] = []
+    remaining = iter(sys.argv[1:] if args is None else args)
+    for arg in remaining:
+        if arg == "--config":
+            group_args += [arg, next(remaining, "")]
+        elif arg.startswith("--config=") or arg == "--debug":
+            group_args.append(arg)
+        else:
+            command_args.append(arg)
+    main([*group_args, name, *command_args])

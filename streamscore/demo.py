@@ -195,7 +195,7 @@ def _collect(settings: Settings, published: dict[str, str], timeout_s: float) ->
                 if message.topic() == settings.topics.dead_letter:
                     collected.dead_lettered += 1
                     continue
-                result = orjson.loads(message.value())
+                result = orjson.loads(message.value() or b"null")
                 if result["event_id"] in collected.labels:
                     collected.duplicates += 1
                 collected.labels[result["event_id"]] = result["label"]

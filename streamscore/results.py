@@ -33,11 +33,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Keys every result carries; a message without them is reported as invalid.
+# Keys every result carries. A message without them is reported as invalid.
 _REQUIRED_KEYS = ("event_id", "label")
 
-# How long one consume call waits, in seconds; it bounds how late Ctrl-C is noticed.
+# How long one consume call waits, in seconds. It bounds how late Ctrl-C is noticed.
 _CONSUME_TIMEOUT_S = 0.5
+# Messages one consume call returns at most.
 _CONSUME_BATCH = 500
 
 
@@ -45,7 +46,7 @@ _CONSUME_BATCH = 500
 class ResultMessage:
     """One message of the output topic: where it is, its raw value, and the decoded result.
 
-    `result` is None when the value is not a valid result, and `error` then says why.
+    `result` is None when the value is not a valid result, and `error` then gives the reason.
     """
 
     partition: int
@@ -68,16 +69,16 @@ def read_results(
 
     Args:
         settings: Kafka connection and the output topic.
-        topic: topic to read; default `settings.topics.output`.
-        from_beginning: start at the first message; otherwise start at the end.
-        follow: keep waiting for new messages; otherwise stop once every partition reached the
+        topic: topic to read (default: `settings.topics.output`).
+        from_beginning: start at the first message, else at the end.
+        follow: keep waiting for new messages. Otherwise stop once every partition reached the
             end offset it had when reading began.
         limit: stop after this many messages.
         timeout_s: how long to wait for the topic's metadata, and, unless following, for the
             next message before stopping short of the end offsets.
 
     Raises:
-        StreamscoreError: the broker did not answer or the topic does not exist.
+        StreamscoreError: the metadata request timed out or the topic does not exist.
     """
     topic = topic or settings.topics.output
     consumer = Consumer(reader_config(settings.kafka))
@@ -187,7 +188,9 @@ def _kind(value: Any) -> str:
 @click.command()
 @click.option("--follow", is_flag=True, help="Keep printing new results until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="Print each result as its JSON line.")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after N results.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Stop after N messages, invalid ones included."
+)
 @click.option("--topic", help="Topic to read (default: topics.output from the settings).")
 @click.pass_obj
 def results(
@@ -213,7 +216,7 @@ def results(
             # A valid result was valid JSON, so its value is valid UTF-8.
             click.echo(message.value.decode() if as_json else _format_result(message.result))
     except KeyboardInterrupt:
-        # Ctrl-C is how `--follow` ends; without it, an interruption is an error.
+        # Ctrl-C is how `--follow` ends. Without `--follow`, an interruption is an error.
         if not follow:
             raise
     click.echo(_summary(labels, invalid), err=True)

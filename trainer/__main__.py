@@ -1,12 +1,5 @@
-"""Run `streamscore train`: `python -m trainer [OPTIONS]` takes the options of that command.
+"""Run `python -m trainer [OPTIONS]`, the same as `streamscore train [OPTIONS]`."""
 
-Options of the `streamscore` group itself, such as --config, are not available here. Set the
-config file with the STREAMSCORE_CONFIG environment variable instead.
-"""
+from streamscore.cli import run_subcommand
 
-import sys
-
-from streamscore.cli import main
-
-if __name__ == "__main__":
-    main(["train", *sys.argv[1:]])
+run_subcommand("train")

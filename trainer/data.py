@@ -29,10 +29,10 @@ def read_labelled_data(training: TrainingSettings) -> pd.DataFrame:
     """Read `training.data_path` into a DataFrame with one string column per `training.columns`.
 
     Raises:
-        InputFileError: the file is missing, unreadable, not UTF-8 or empty, has an unsupported
-            extension, a row with the wrong number of columns or an empty label, fewer than two
-            labels or no row with the positive label; or the settings name a label or text
-            column that is not in `columns`.
+        InputFileError: the file is missing, unreadable, not UTF-8 or empty, or its extension is
+            not .tsv or .csv. A row has the wrong number of columns or an empty label. The file
+            has fewer than two labels or none equal to `positive_label`. Or the settings name a
+            label or text column that is not in `columns`.
     """
     path = training.data_path
     _validate_columns(training)

@@ -1,13 +1,20 @@
-"""The reference spam model: word counts of one text column fed to a random forest."""
+"""Build the reference spam model (word counts, then a random forest) and compute its metrics."""
 
 from __future__ import annotations
 
+import logging
+import math
+
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from streamscore.settings import TrainingSettings
+
+logger = logging.getLogger(__name__)
 
 
 def build_pipeline(training: TrainingSettings) -> Pipeline:
@@ -27,3 +34,36 @@ def build_pipeline(training: TrainingSettings) -> Pipeline:
         random_state=training.random_state,
     )
     return Pipeline([("features", features), ("classifier", classifier)])
+
+
+def evaluate(
+    pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series, positive_label: str
+) -> dict[str, float]:
+    """Compute precision, recall, f1, accuracy and ROC AUC of a fitted pipeline on held-out rows.
+
+    Precision, recall, f1 and ROC AUC score `positive_label` against all other labels, so they
+    stay defined when the data has more than two labels. ROC AUC is NaN when the held-out rows
+    contain only one of the two sides.
+    """
+    predicted = pipeline.predict(x_test)
+    is_positive = (y_test == positive_label).to_numpy()
+    is_predicted_positive = predicted == positive_label
+    positive_column = list(pipeline.classes_).index(positive_label)
+    positive_score = pipeline.predict_proba(x_test)[:, positive_column]
+
+    metrics = {
+        "precision": precision_score(is_positive, is_predicted_positive, zero_division=0),
+        "recall": recall_score(is_positive, is_predicted_positive, zero_division=0),
+        "f1": f1_score(is_positive, is_predicted_positive, zero_division=0),
+        "accuracy": accuracy_score(y_test, predicted),
+        "roc_auc": math.nan,
+    }
+    if is_positive.any() and not is_positive.all():
+        metrics["roc_auc"] = roc_auc_score(is_positive, positive_score)
+    else:
+        logger.warning(
+            "roc_auc undefined, held-out rows are all on one side positive_label=%s rows=%d",
+            positive_label,
+            len(y_test),
+        )
+    return {name: float(value) for name, value in metrics.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,20 +16,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from streamscore.errors import InputFileError, StreamscoreError
 from streamscore.settings import Settings, TrainingSettings
 from trainer.data import read_labelled_data
-from trainer.pipeline import build_pipeline
+from trainer.pipeline import build_pipeline, evaluate
 
 logger = logging.getLogger(__name__)
 
-# Maximum time to wait for a new model version to become READY, in seconds. A SQLite registry
-# creates versions READY at once; a remote registry may copy the artifacts first. This is
-# MLflow's own default wait.
+# Maximum time to wait for a new model version to become READY, in seconds, as in MLflow's own
+# wait. A SQLite registry creates versions READY at once, but a remote one may copy artifacts first.
 READY_TIMEOUT_S = 300.0
 READY_POLL_INTERVAL_S = 1.0
 
@@ -38,11 +35,11 @@ READY_POLL_INTERVAL_S = 1.0
 SIGNATURE_SAMPLE_ROWS = 100
 INPUT_EXAMPLE_ROWS = 3
 
-# The model is saved with skops, MLflow 3.17's default outside Databricks: loading a skops file
-# builds only the types on an allow-list and runs no pickled code, unlike cloudpickle. skops 0.16
-# does not trust the forest's tree storage by default, so it is named here. MLflow stores this
-# list in the MLmodel file, so `mlflow.sklearn.load_model` needs no extra flag in another
-# process. The list is only as trustworthy as the artifact store it is read from.
+# The model is saved with skops, MLflow 3.17's default outside Databricks. Loading a skops file
+# builds only allow-listed types and runs no pickled code, unlike cloudpickle. skops 0.16 does not
+# trust the forest's tree storage by default, and MLflow rejects the model at log time unless it
+# is listed here. MLflow stores this list in the MLmodel file, so `mlflow.sklearn.load_model`
+# needs no extra flag in another process. The list is only as trustworthy as that file's store.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
@@ -76,7 +73,7 @@ def train(settings: Settings) -> TrainingResult:
         3. Fit the pipeline on the train set.
         4. Evaluate it on the test set.
         5. Log params, metrics and the model to a run of `training.experiment`.
-        6. Register the model as a new version of `training.registered_model`; wait for READY.
+        6. Register the model as a new version of `training.registered_model`, wait for READY.
         7. Move `training.alias` to the new version only if its f1 is at least `min_f1`.
 
     Raises:
@@ -131,35 +128,6 @@ def train(settings: Settings) -> TrainingResult:
         alias_moved=alias_moved,
         previous_alias_version=previous,
     )
-
-
-def evaluate(
-    pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series, positive_label: str
-) -> dict[str, float]:
-    """Compute precision, recall, f1, accuracy and ROC AUC of a fitted pipeline on held-out rows.
-
-    Precision, recall, f1 and ROC AUC score `positive_label` against all other labels, so they
-    stay defined when the data has more than two labels. ROC AUC is NaN when the held-out rows
-    contain only one of the two sides.
-    """
-    predicted = pipeline.predict(x_test)
-    is_positive = (y_test == positive_label).to_numpy()
-    is_predicted_positive = predicted == positive_label
-    positive_column = list(pipeline.classes_).index(positive_label)
-    positive_score = pipeline.predict_proba(x_test)[:, positive_column]
-
-    metrics = {
-        "precision": precision_score(is_positive, is_predicted_positive, zero_division=0),
-        "recall": recall_score(is_positive, is_predicted_positive, zero_division=0),
-        "f1": f1_score(is_positive, is_predicted_positive, zero_division=0),
-        "accuracy": accuracy_score(y_test, predicted),
-        "roc_auc": math.nan,
-    }
-    if is_positive.any() and not is_positive.all():
-        metrics["roc_auc"] = roc_auc_score(is_positive, positive_score)
-    else:
-        logger.warning("roc_auc undefined: held-out rows are all on one side of the positive label")
-    return {name: float(value) for name, value in metrics.items()}
 
 
 def _split(
@@ -247,7 +215,7 @@ def _log_run(
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             # The pipeline contains only scikit-learn classes, so MLflow's pinned defaults are
-            # complete. Inferring them instead loads the model in a subprocess, about 10 s.
+            # complete. Inferring them instead loads the model in a subprocess, the slowest step.
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
     logger.info("run logged run_id=%s experiment_id=%s", run.info.run_id, experiment_id)
@@ -280,8 +248,8 @@ def _wait_until_ready(client: MlflowClient, version: ModelVersion) -> ModelVersi
     while version.status == "PENDING_REGISTRATION":
         if time.monotonic() > deadline:
             raise TrainingError(
-                f"model {version.name} version {version.version} not READY after "
-                f"{READY_TIMEOUT_S:.0f} s"
+                f"timed out after {READY_TIMEOUT_S:.0f} s waiting for model {version.name} "
+                f"version {version.version} to become READY"
             )
         time.sleep(READY_POLL_INTERVAL_S)
         version = client.get_model_version(version.name, version.version)
@@ -301,7 +269,7 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> int | None:
 def _apply_quality_gate(
     client: MlflowClient, training: TrainingSettings, version: int, f1: float
 ) -> bool:
-    """Point the alias at `version` if `f1` reaches `training.min_f1`; return whether it moved."""
+    """Point the alias at `version` if `f1` reaches `training.min_f1`. Return whether it moved."""
     name, alias = training.registered_model, training.alias
     if f1 < training.min_f1:
         logger.warning(

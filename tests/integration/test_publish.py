@@ -37,8 +37,8 @@ def run_cli(settings: Settings, tmp_path: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config_file), *args])
 
 
-def read_messages(settings: Settings, topic: str, expected: int) -> list[Message]:
-    """Read every partition of the topic until `expected` messages arrived or the deadline."""
+def read_events(settings: Settings, topic: str, expected: int) -> list[tuple[str, Any]]:
+    """Read (key, decoded value) pairs from every partition until `expected` or the deadline."""
     consumer = Consumer(reader_config(settings.kafka))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -48,11 +48,11 @@ def read_messages(settings: Settings, topic: str, expected: int) -> list[Message
         while len(messages) < expected and time.monotonic() < deadline:
             batch = consumer.consume(100, 0.2)
             messages.extend(message for message in batch if message.error() is None)
-        # Wait a moment longer, so that a test also sees messages beyond the expected count.
+        # Wait a moment longer, so that a test also reads messages beyond the expected count.
         messages.extend(m for m in consumer.consume(100, 0.5) if m.error() is None)
     finally:
         consumer.close()
-    return messages
+    return [(m.key().decode(), orjson.loads(m.value())) for m in messages]  # type: ignore[union-attr,arg-type]
 
 
 @pytest.fixture
@@ -75,20 +75,20 @@ def unreachable_settings(tmp_path: Path) -> Settings:
     )
 
 
-def test_publish_tsv_with_columns_sends_one_event_per_row(
+def test_publish_tsv_sends_event_per_row(
     settings_factory: Callable[..., Settings], tmp_path: Path, sms_file: Path
 ) -> None:
     settings = settings_factory()
 
     result = run_cli(settings, tmp_path, "publish", str(sms_file), "--columns", "label,message")
-    messages = read_messages(settings, settings.topics.input, 3)
-    events = [orjson.loads(message.value()) for message in messages]
+    messages = read_events(settings, settings.topics.input, 3)
+    events = [event for _, event in messages]
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"published 3 events to {settings.topics.input} in ")
     assert result.stdout.rstrip().endswith(", 0 failed")
     assert len(messages) == 3
-    assert [m.key().decode() for m in messages] == [event["event_id"] for event in events]
+    assert [key for key, _ in messages] == [event["event_id"] for event in events]
     assert sorted(event["message"] for event in events) == sorted(
         line.split("\t")[1] for line in SMS_ROWS.splitlines()
     )
@@ -103,7 +103,7 @@ def test_publish_fields_selects_event_fields(
     options = ["--columns", "label,message", "--fields", "message"]
 
     result = run_cli(settings, tmp_path, "publish", str(sms_file), *options)
-    events = [orjson.loads(m.value()) for m in read_messages(settings, settings.topics.input, 3)]
+    events = [event for _, event in read_events(settings, settings.topics.input, 3)]
 
     assert result.exit_code == 0, result.output
     assert [set(event) for event in events] == [{"event_id", "event_time", "message"}] * 3
@@ -117,11 +117,11 @@ def test_publish_id_field_sets_key_and_event_id(
     path.write_text('{"id": "a-1", "text": "x"}\n{"id": "a-2", "text": "y"}\n', encoding="utf-8")
 
     result = run_cli(settings, tmp_path, "publish", str(path), "--id-field", "id")
-    messages = read_messages(settings, settings.topics.input, 2)
+    messages = read_events(settings, settings.topics.input, 2)
 
     assert result.exit_code == 0, result.output
-    assert sorted(m.key().decode() for m in messages) == ["a-1", "a-2"]
-    assert sorted(orjson.loads(m.value())["event_id"] for m in messages) == ["a-1", "a-2"]
+    assert sorted(key for key, _ in messages) == ["a-1", "a-2"]
+    assert sorted(event["event_id"] for _, event in messages) == ["a-1", "a-2"]
 
 
 def test_publish_limit_caps_rows(
@@ -134,7 +134,7 @@ def test_publish_limit_caps_rows(
     )
 
     assert result.exit_code == 0, result.output
-    assert len(read_messages(settings, settings.topics.input, 2)) == 2
+    assert len(read_events(settings, settings.topics.input, 2)) == 2
 
 
 def test_publish_rate_paces_events(settings_factory: Callable[..., Settings]) -> None:
@@ -159,7 +159,7 @@ def test_publish_on_published_receives_ids_and_rows(
         read_rows(sms_file, columns=["label", "message"]),
         on_published=lambda event_id, row: published.append((event_id, dict(row))),
     )
-    keys = {m.key().decode() for m in read_messages(settings, settings.topics.input, 3)}
+    keys = {key for key, _ in read_events(settings, settings.topics.input, 3)}
 
     assert report.delivered == 3
     assert {event_id for event_id, _ in published} == keys
@@ -175,7 +175,7 @@ def test_publish_topic_option_overrides_input(
     result = run_cli(settings, tmp_path, "publish", str(sms_file), *options)
 
     assert result.exit_code == 0, result.output
-    assert len(read_messages(settings, settings.topics.output, 3)) == 3
+    assert len(read_events(settings, settings.topics.output, 3)) == 3
 
 
 def test_publish_missing_file_exits_1_naming_path(

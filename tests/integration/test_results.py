@@ -57,7 +57,7 @@ def run_cli(settings: Settings, tmp_path: Path, *args: str) -> Result:
 
 @pytest.fixture
 def settings_with_results(settings_factory: Callable[..., Settings]) -> Settings:
-    """Return settings whose output topic holds the three RESULTS."""
+    """Return settings whose output topic contains the three RESULTS."""
     settings = settings_factory()
     produce(settings, [orjson.dumps(item) for item in RESULTS])
     return settings
@@ -173,7 +173,7 @@ def test_results_command_topic_option_reads_that_topic(
     assert output.stderr.strip().splitlines()[-1] == "0 results"
 
 
-def test_results_command_follow_ends_on_ctrl_c_with_summary(
+def test_results_follow_ctrl_c_prints_summary(
     settings_with_results: Settings, tmp_path: Path
 ) -> None:
     config_file = tmp_path / "settings.yaml"
