@@ -35,7 +35,7 @@ def worker(
     group_id: str | None,
     metrics_port: int | None,
 ) -> None:
-    r"""Score the input topic into the output topic until SIGTERM or Ctrl-C.
+    """Score the input topic into the output topic until SIGTERM or Ctrl-C.
 
     \b
     Example:

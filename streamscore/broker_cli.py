@@ -24,7 +24,7 @@ def broker() -> None:
 @broker.command()
 @click.pass_obj
 def start(cli_context: CliContext) -> None:
-    r"""Start the broker in the background and create the topics.
+    """Start the broker in the background and create the topics.
 
     \b
     Example:

@@ -77,14 +77,14 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
 @click.version_option(__version__, prog_name="streamscore")
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
-    r"""Score Kafka events with a scikit-learn model from the MLflow registry.
+    """Score Kafka events with a scikit-learn model from the MLflow registry.
 
     \b
     Quick start:
       streamscore broker start
       streamscore train
       streamscore worker &
-      streamscore publish data/sms_spam_collection.tsv --columns label,message
+      streamscore publish data/sms_spam_collection.tsv --columns label,message --fields message
       streamscore results
     """
     ctx.obj = CliContext(config_file, debug)

@@ -66,7 +66,7 @@ class Collected:
 )
 @click.pass_obj
 def demo(cli_context: CliContext, limit: int | None, timeout_s: float) -> None:
-    r"""Run broker, trainer, worker and producer on the SMS data and print a summary.
+    """Run broker, trainer, worker and producer on the SMS data and print a summary.
 
     Exits 0 only if every published event got exactly one result.
 
