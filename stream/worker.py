@@ -1,8 +1,8 @@
 """The worker loop: poll a micro-batch, decode and validate, score, produce, store offsets.
 
 Delivery guarantee: at least once. An input offset is stored only after the result or
-dead-letter record of that event and of every earlier event of its partition was delivered;
-librdkafka's auto-commit commits stored offsets only, and the worker commits them synchronously
+dead-letter record of that event, and of every earlier event of its partition, was delivered.
+librdkafka's auto-commit commits stored offsets only. The worker also commits them synchronously
 when partitions are revoked and when it stops. A crash can therefore repeat the results of at
 most the last auto-commit interval, and a graceful stop or rebalance repeats none.
 """
@@ -45,9 +45,9 @@ class _Batch:
 class Worker:
     """A consumer-group member that scores the input topic into the output topic.
 
-    Owns one consumer and one producer. `run` blocks until `request_stop` is called (from a
-    signal handler or another thread); it then finishes the batch in hand, commits what was
-    delivered, leaves the group and returns.
+    Owns one consumer and one producer. `run` blocks until a signal handler or another thread
+    calls `request_stop`. It then finishes the batch in hand, commits what was delivered, leaves
+    the group and returns.
     """
 
     def __init__(self, settings: Settings, scorer: Scorer, metrics: WorkerMetrics) -> None:

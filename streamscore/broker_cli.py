@@ -59,7 +59,7 @@ def stop(cli_context: CliContext) -> None:
 @broker.command()
 @click.pass_obj
 def status(cli_context: CliContext) -> None:
-    """Say whether the broker runs and answers; exit 1 when it does not."""
+    """Report whether the broker runs and responds to metadata requests; exit 1 if not."""
     settings = cli_context.settings()
     embedded = EmbeddedBroker.from_bootstrap(settings.kafka.bootstrap_servers, settings.state_dir)
     pid = embedded.running_pid()

@@ -46,7 +46,7 @@ class DemoError(StreamscoreError):
 
 @dataclass
 class Collected:
-    """What the demo read back: results per event id, duplicates and dead letters."""
+    """Results per event id, duplicate and dead-letter counts read back by the demo."""
 
     labels: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0

@@ -101,7 +101,7 @@ def test_worker_dead_letters_poison_and_scores_the_rest(settings_factory) -> Non
     assert metrics.events_dead_lettered.labels("not_utf8")._value.get() == 1
 
 
-def test_worker_dead_letters_only_events_the_model_fails_on(settings_factory) -> None:
+def test_worker_scoring_error_dead_letters_one_event(settings_factory) -> None:
     class FailsOnBoom:
         """Wraps the tiny pipeline; raises for any batch that contains the message 'boom'."""
 
