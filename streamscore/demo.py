@@ -195,14 +195,22 @@ def _collect(settings: Settings, published: dict[str, str], timeout_s: float) ->
                 if message.topic() == settings.topics.dead_letter:
                     collected.dead_lettered += 1
                     continue
-                result = orjson.loads(message.value() or b"null")
-                if result["event_id"] in collected.labels:
+                event_id, label = _event_id_and_label(message.value())
+                if event_id in collected.labels:
                     collected.duplicates += 1
-                collected.labels[result["event_id"]] = result["label"]
+                collected.labels[event_id] = label
                 collected.last_result_at = time.monotonic()
     finally:
         consumer.close()
     return collected
+
+
+def _event_id_and_label(value: bytes | None) -> tuple[str, str]:
+    try:
+        result = orjson.loads(value or b"")
+        return str(result["event_id"]), str(result["label"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DemoError(f"the output topic has a message that is not a result: {exc}") from exc
 
 
 def _partitions(consumer: Consumer, topic: str) -> list[int]:

@@ -252,11 +252,13 @@ def _default_config_file() -> Path | None:
 def _describe(error: Any) -> str:
     """Format one pydantic error as `key: problem (got VALUE)`, naming the env var if one set it."""
     key = ".".join(str(part) for part in error["loc"])
-    message = f"{key}: {error['msg']}"
-    if error["type"] != "extra_forbidden" and "input" in error:
-        message += f" (got {error['input']!r})"
     if error["type"] == "extra_forbidden":
         message = f"{key}: unknown setting"
+    elif error["type"] == "value_error":
+        # Our own validators already name the value they reject.
+        message = f"{key}: {error['msg'].removeprefix('Value error, ')}"
+    else:
+        message = f"{key}: {error['msg']} (got {error.get('input')!r})"
     env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
     if env_name in os.environ:
         message += f" (from environment variable {env_name})"
