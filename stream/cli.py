@@ -42,6 +42,7 @@ def worker(
       streamscore worker --model-uri models:/sms-spam@champion --batch-size 200
     """
     from stream.metrics import WorkerMetrics
+    from stream.reload import ModelWatcher
     from stream.scorer import Scorer
     from stream.worker import Worker
     from streamscore.kafka import ensure_topics
@@ -68,7 +69,28 @@ def worker(
     port = metrics.serve(settings.metrics.host, settings.metrics.port)
     logger.info("metrics served url=http://%s:%d/metrics", settings.metrics.host, port)
 
-    loop = Worker(settings, scorer, metrics)
+    model = settings.model
+    watcher = ModelWatcher(
+        model.uri,
+        model.tracking_uri,
+        settings.worker.max_event_bytes,
+        scorer.version,
+        model.refresh_interval_s,
+        on_load=lambda outcome: metrics.model_reloads.labels(outcome).inc(),
+    )
+    shadow_watcher = None
+    if model.shadow_uri is not None:
+        # The shadow model is optional: when it cannot be loaded now, the watcher retries.
+        shadow_watcher = ModelWatcher(
+            model.shadow_uri,
+            model.tracking_uri,
+            settings.worker.max_event_bytes,
+            "",
+            model.refresh_interval_s,
+            on_load=lambda outcome: None,
+        )
+        shadow_watcher.check_once()
+    loop = Worker(settings, scorer, metrics, watcher, shadow_watcher)
     _install_signal_handlers(loop.request_stop)
     loop.run()
 

@@ -12,6 +12,8 @@ _BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_
 _SCORING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # Seconds from event time to delivered result; a backlog can make this minutes.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# Probability differences lie between 0 and 1.
+_DIFFERENCE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 class WorkerMetrics:
@@ -70,6 +72,34 @@ class WorkerMetrics:
             "model_info",
             "The model version being served; the value is always 1.",
             ["name", "version", "run_id"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.model_reloads = Counter(
+            "model_reloads",
+            "Model versions loaded after an alias moved, by outcome (success or failed).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.shadow_model_info = Gauge(
+            "shadow_model_info",
+            "The shadow model version scoring alongside; the value is always 1.",
+            ["name", "version", "run_id"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.shadow_predictions = Counter(
+            "shadow_predictions",
+            "Events scored by the shadow model, by outcome (agree, disagree or failed).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.shadow_probability_difference = Histogram(
+            "shadow_probability_difference",
+            "Absolute difference of the probabilities the two models give the served label.",
+            buckets=_DIFFERENCE_BUCKETS,
             namespace=NAMESPACE,
             registry=self.registry,
         )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from streamscore.errors import ModelLoadError
-from streamscore.events import Event, InputContract
+from streamscore.errors import ModelLoadError, StreamscoreError
+from streamscore.events import Event, InputContract, InvalidEventError
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,16 @@ class Prediction:
 
 @dataclass
 class ScoredBatch:
-    """Predictions of a batch in event order; `None` where scoring that event failed."""
+    """Predictions of a batch in event order; `None` where scoring that event failed.
+
+    `probabilities` has one row per event and one column per class of `classes`; it is None
+    when the batch had to be scored event by event.
+    """
 
     predictions: list[Prediction | None]
     failures: dict[int, str]
+    classes: list[str] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
 
 
 @dataclass
@@ -55,28 +61,70 @@ class Scorer:
 
     @classmethod
     def from_registry(cls, uri: str, tracking_uri: str, max_event_bytes: int) -> Scorer:
-        """Resolve `uri` to one exact version in the registry and load that version.
+        """Resolve `uri` to one exact version in the registry, load it and smoke-test it.
 
         Raises:
-            ModelLoadError: the alias or version does not exist, or the model cannot be loaded.
+            ModelLoadError: the alias or version does not exist, the registry cannot be reached,
+                the model cannot be loaded, or it fails on its own input example.
+        """
+        name, version, run_id = resolve(uri, tracking_uri)
+        scorer = cls.load_version(name, version, run_id, tracking_uri, max_event_bytes)
+        logger.info("model loaded uri=%s name=%s version=%s run_id=%s", uri, name, version, run_id)
+        return scorer
+
+    @classmethod
+    def load_version(
+        cls, name: str, version: str, run_id: str, tracking_uri: str, max_event_bytes: int
+    ) -> Scorer:
+        """Load one exact registered version and smoke-test it on its input example.
+
+        Raises:
+            ModelLoadError: the model cannot be loaded or fails on its own input example.
         """
         import mlflow
         from mlflow.exceptions import MlflowException
+        from mlflow.models import Model
 
-        mlflow.set_tracking_uri(tracking_uri)
-        name, version, run_id = _resolve(uri, tracking_uri)
         exact_uri = f"models:/{name}/{version}"
         try:
-            model = mlflow.sklearn.load_model(exact_uri)
-            signature = mlflow.models.get_model_info(exact_uri).signature
+            local_path = mlflow.artifacts.download_artifacts(
+                artifact_uri=exact_uri, tracking_uri=tracking_uri
+            )
+            model = mlflow.sklearn.load_model(local_path)
+            metadata = Model.load(local_path)
+            example = metadata.load_input_example(local_path)
         except (MlflowException, OSError) as exc:
             raise ModelLoadError(exact_uri, str(exc).splitlines()[0]) from exc
         try:
-            contract = InputContract.from_signature(signature, max_event_bytes)
-        except Exception as exc:
+            contract = InputContract.from_signature(metadata.signature, max_event_bytes)
+        except StreamscoreError as exc:
             raise ModelLoadError(exact_uri, str(exc)) from exc
-        logger.info("model loaded uri=%s name=%s version=%s run_id=%s", uri, name, version, run_id)
-        return cls(model, contract, name, version, run_id)
+        scorer = cls(model, contract, name, version, run_id)
+        scorer.smoke_test(example)
+        return scorer
+
+    def smoke_test(self, example: Any) -> None:
+        """Score the model's own input example through the event contract.
+
+        Raises:
+            ModelLoadError: an example row violates the signature, or scoring it fails.
+        """
+        uri = f"models:/{self.name}/{self.version}"
+        if example is None:
+            logger.warning("model has no input example, smoke test skipped uri=%s", uri)
+            return
+        rows = pd.DataFrame(example).to_dict(orient="records")
+        try:
+            events = [
+                self.contract.validate({"event_id": f"example-{i}", **row})
+                for i, row in enumerate(rows)
+            ]
+        except InvalidEventError as exc:
+            raise ModelLoadError(uri, f"its input example violates its signature: {exc}") from exc
+        scored = self.score(events)
+        if scored.failures:
+            first = next(iter(scored.failures.values()))
+            raise ModelLoadError(uri, f"it failed to score its own input example: {first}")
 
     def score(self, events: list[Event]) -> ScoredBatch:
         """Score a batch with one `predict_proba` call.
@@ -85,30 +133,43 @@ class Scorer:
         cannot handle fail; their error messages are in `failures`.
         """
         try:
-            return ScoredBatch(self._predict(events), {})
+            probabilities = self._predict_proba(events)
         except Exception:  # noqa: BLE001 - any model error is isolated per event below
             logger.warning("batch scoring failed, scoring events one by one size=%d", len(events))
+        else:
+            return ScoredBatch(self._predictions(probabilities), {}, self.classes, probabilities)
         predictions: list[Prediction | None] = []
         failures: dict[int, str] = {}
         for index, event in enumerate(events):
             try:
-                predictions.extend(self._predict([event]))
+                predictions.extend(self._predictions(self._predict_proba([event])))
             except Exception as exc:  # noqa: BLE001 - the event is dead-lettered with the reason
                 predictions.append(None)
                 failures[index] = f"{type(exc).__name__}: {exc}"
-        return ScoredBatch(predictions, failures)
+        return ScoredBatch(predictions, failures, self.classes)
 
-    def _predict(self, events: list[Event]) -> list[Prediction | None]:
+    @property
+    def classes(self) -> list[str]:
+        """Class labels, in the order of the columns of `predict_proba`."""
+        return [str(label) for label in self._classes]
+
+    def _predict_proba(self, events: list[Event]) -> np.ndarray:
         columns = {name: [event.features[name] for event in events] for name in self.contract.names}
-        probabilities = self.model.predict_proba(pd.DataFrame(columns))
+        return np.asarray(self.model.predict_proba(pd.DataFrame(columns)))
+
+    def _predictions(self, probabilities: np.ndarray) -> list[Prediction | None]:
         best = probabilities.argmax(axis=1)
         labels = self._classes[best].tolist()
-        chosen = probabilities[np.arange(len(events)), best].tolist()
+        chosen = probabilities[np.arange(len(best)), best].tolist()
         return [Prediction(str(label), float(p)) for label, p in zip(labels, chosen, strict=True)]
 
 
-def _resolve(uri: str, tracking_uri: str) -> tuple[str, str, str]:
-    """Return name, version and run id of the version `uri` points at."""
+def resolve(uri: str, tracking_uri: str) -> tuple[str, str, str]:
+    """Return name, version and run id of the version `uri` points at.
+
+    Raises:
+        ModelLoadError: the name, alias or version does not exist or the registry failed.
+    """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 

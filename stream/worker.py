@@ -21,7 +21,9 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from stream.metrics import WorkerMetrics
+from stream.reload import ModelWatcher
 from stream.scorer import Prediction, Scorer
+from stream.shadow import compare_with_shadow
 from streamscore.events import Event, InvalidEventError, Reason, format_time
 from streamscore.kafka import consumer_config, producer_config
 from streamscore.settings import Settings
@@ -50,10 +52,20 @@ class Worker:
     the group and returns.
     """
 
-    def __init__(self, settings: Settings, scorer: Scorer, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        scorer: Scorer,
+        metrics: WorkerMetrics,
+        watcher: ModelWatcher | None = None,
+        shadow_watcher: ModelWatcher | None = None,
+    ) -> None:
         self._settings = settings
         self._scorer = scorer
         self._metrics = metrics
+        self._watcher = watcher
+        self._shadow_watcher = shadow_watcher
+        self._shadow: Scorer | None = None
         self._stop = threading.Event()
         self._assigned: set[PartitionKey] = set()
         self._stored: dict[PartitionKey, int] = {}
@@ -91,13 +103,40 @@ class Worker:
             self._scorer.name,
             self._scorer.version,
         )
+        for watcher in (self._watcher, self._shadow_watcher):
+            if watcher is not None:
+                watcher.start()
         try:
             while not self._stop.is_set():
+                self._swap_models()
                 messages = self._consumer.consume(worker.batch_size, worker.batch_wait_ms / 1000)
                 if messages:
                     self.process(messages)
         finally:
             self._close()
+
+    def _swap_models(self) -> None:
+        """Serve the versions the watchers loaded; called between two batches only."""
+        if self._watcher is not None and (loaded := self._watcher.take()) is not None:
+            served = self._scorer
+            self._metrics.model_info.remove(served.name, served.version, served.run_id)
+            self._metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
+            self._scorer = loaded
+            logger.info(
+                "model swapped name=%s from_version=%s to_version=%s",
+                loaded.name,
+                served.version,
+                loaded.version,
+            )
+        if self._shadow_watcher is not None and (shadow := self._shadow_watcher.take()) is not None:
+            if self._shadow is not None:
+                old = self._shadow
+                self._metrics.shadow_model_info.remove(old.name, old.version, old.run_id)
+            self._metrics.shadow_model_info.labels(shadow.name, shadow.version, shadow.run_id).set(
+                1
+            )
+            self._shadow = shadow
+            logger.info("shadow model swapped name=%s version=%s", shadow.name, shadow.version)
 
     def process(self, messages: list[Message]) -> None:
         """Handle one polled batch.
@@ -149,10 +188,13 @@ class Worker:
         if not batch.events:
             return []
         started = time.perf_counter()
-        scored = self._scorer.score([event for _, event in batch.events])
+        events = [event for _, event in batch.events]
+        scored = self._scorer.score(events)
         self._metrics.scoring_duration.observe(time.perf_counter() - started)
         for index, detail in scored.failures.items():
             batch.rejected.append((batch.events[index][0], Reason.SCORING_FAILED, detail))
+        if self._shadow is not None:
+            compare_with_shadow(self._shadow, events, scored, self._metrics)
         return scored.predictions
 
     def _produce_result(
@@ -314,6 +356,9 @@ class Worker:
         logger.debug("offsets committed partitions=%s", _describe(offsets))
 
     def _close(self) -> None:
+        for watcher in (self._watcher, self._shadow_watcher):
+            if watcher is not None:
+                watcher.stop()
         self._flush()
         self._commit(sorted(self._stored))
         self._consumer.close()

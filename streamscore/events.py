@@ -123,7 +123,14 @@ class InputContract:
         Raises:
             InvalidEventError: the value is not a valid event; its reason names why.
         """
-        document = _parse(value, self.max_event_bytes)
+        return self.validate(_parse(value, self.max_event_bytes))
+
+    def validate(self, document: Mapping[str, Any]) -> Event:
+        """Validate an already parsed event, e.g. a row of a file being scored.
+
+        Raises:
+            InvalidEventError: a field is missing or has the wrong type; its reason names why.
+        """
         event_id = document.get(EVENT_ID)
         if event_id is None:
             raise InvalidEventError(Reason.MISSING_FIELD, f"missing required field {EVENT_ID!r}")

@@ -88,11 +88,13 @@ class ModelSettings(Section):
 
     uri: str = "models:/sms-spam@champion"
     tracking_uri: str = "sqlite:///.streamscore/mlflow.db"
+    refresh_interval_s: float = Field(30.0, ge=0)
+    shadow_uri: str | None = None
 
-    @field_validator("uri")
+    @field_validator("uri", "shadow_uri")
     @classmethod
-    def _validate_uri(cls, value: str) -> str:
-        if not _MODEL_URI.fullmatch(value):
+    def _validate_uri(cls, value: str | None) -> str | None:
+        if value is not None and not _MODEL_URI.fullmatch(value):
             raise ValueError(f"expected models:/NAME@ALIAS or models:/NAME/VERSION, got {value!r}")
         return value
 

@@ -106,3 +106,9 @@ def registered_model(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
     )
     train(settings)
     return "models:/sms-spam-test@champion"
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the artifact folder of models that tests register directly."""
+    return tmp_path_factory.mktemp("artifacts")
