@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -110,3 +111,51 @@ def _install_signal_handlers(request_stop: Callable[[], None]) -> None:
     _received: list[int] = []
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+
+
+@click.command("score-file")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("output", type=click.Path(path_type=Path, dir_okay=False, writable=True))
+@click.option("--model-uri", help="Registered model to use (default: model.uri).")
+@click.option("--columns", help="Column names, comma-separated, for a file without a header line.")
+@click.option("--format", "file_format", type=click.Choice(["tsv", "csv", "jsonl"]))
+@click.option("--id-field", help="Field with the event id (default: row-N).")
+@click.pass_obj
+def score_file(
+    cli_context: CliContext,
+    source: Path,
+    output: Path,
+    model_uri: str | None,
+    columns: str | None,
+    file_format: str | None,
+    id_field: str | None,
+) -> None:
+    """Score SOURCE with the worker's model and scorer; write results to OUTPUT (JSON Lines).
+
+    Rows that cannot be scored go to OUTPUT's stem + .rejected.jsonl with the reason.
+
+    \b
+    Example:
+      streamscore score-file data/sms_spam_collection.tsv scores.jsonl --columns label,message
+    """
+    from stream.batch import score_file as score
+    from stream.scorer import Scorer
+
+    settings = cli_context.settings(model={"uri": model_uri} if model_uri else {})
+    scorer = Scorer.from_registry(
+        settings.model.uri, settings.model.tracking_uri, settings.worker.max_event_bytes
+    )
+    names = [name.strip() for name in columns.split(",")] if columns else None
+    report = score(
+        scorer,
+        source,
+        output,
+        batch_size=settings.worker.batch_size,
+        file_format=file_format,
+        columns=names,
+        id_field=id_field,
+    )
+    click.echo(
+        f"scored {report.scored} rows of {source} with {scorer.name} version {scorer.version} "
+        f"into {report.output}; {report.rejected} rejected ({report.rejected_output})"
+    )

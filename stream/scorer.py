@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from streamscore.errors import ModelLoadError, StreamscoreError
-from streamscore.events import Event, InputContract, InvalidEventError
+from streamscore.events import Event, InputContract, InvalidEventError, format_time
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +86,13 @@ class Scorer:
         from mlflow.models import Model
 
         exact_uri = f"models:/{name}/{version}"
+        # MLflow resolves models:/ URIs through its process-wide registry URI, not only the
+        # arguments below; left unset it would open ./mlflow.db.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
         try:
             local_path = mlflow.artifacts.download_artifacts(
-                artifact_uri=exact_uri, tracking_uri=tracking_uri
+                artifact_uri=exact_uri, tracking_uri=tracking_uri, registry_uri=tracking_uri
             )
             model = mlflow.sklearn.load_model(local_path)
             metadata = Model.load(local_path)
@@ -147,6 +151,18 @@ class Scorer:
                 predictions.append(None)
                 failures[index] = f"{type(exc).__name__}: {exc}"
         return ScoredBatch(predictions, failures, self.classes)
+
+    def result(self, event: Event, prediction: Prediction) -> dict[str, Any]:
+        """Build the result document of one scored event, as the output topic carries it."""
+        return {
+            "event_id": event.event_id,
+            "label": prediction.label,
+            "probability": prediction.probability,
+            "model_name": self.name,
+            "model_version": self.version,
+            "event_time": event.event_time,
+            "scored_at": format_time(),
+        }
 
     @property
     def classes(self) -> list[str]:

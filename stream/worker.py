@@ -24,7 +24,7 @@ from stream.metrics import WorkerMetrics
 from stream.reload import ModelWatcher
 from stream.scorer import Prediction, Scorer
 from stream.shadow import compare_with_shadow
-from streamscore.events import Event, InvalidEventError, Reason, format_time
+from streamscore.events import Event, InvalidEventError, Reason
 from streamscore.kafka import consumer_config, producer_config
 from streamscore.settings import Settings
 
@@ -200,15 +200,7 @@ class Worker:
     def _produce_result(
         self, batch: _Batch, message: Message, event: Event, prediction: Prediction
     ) -> None:
-        result = {
-            "event_id": event.event_id,
-            "label": prediction.label,
-            "probability": prediction.probability,
-            "model_name": self._scorer.name,
-            "model_version": self._scorer.version,
-            "event_time": event.event_time,
-            "scored_at": format_time(),
-        }
+        result = self._scorer.result(event, prediction)
         headers: Headers = [
             ("model.name", self._scorer.name.encode()),
             ("model.version", self._scorer.version.encode()),

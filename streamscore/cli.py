@@ -92,13 +92,13 @@ def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
 
 def _register_commands() -> None:
     from producer.cli import publish
-    from stream.cli import worker
+    from stream.cli import score_file, worker
     from streamscore.broker_cli import broker
     from streamscore.demo import demo
     from streamscore.results import results
     from trainer.cli import train
 
-    for command in (broker, train, worker, publish, results, demo):
+    for command in (broker, train, worker, score_file, publish, results, demo):
         cli.add_command(command)
 
 

@@ -143,6 +143,33 @@ class InputContract:
         return Event(event_id, event_time, _event_time_s(event_time), features)
 
 
+def coerce_text(field: Field, text: str | None) -> Any:
+    """Convert a CSV or TSV cell to the field's type; an empty cell is a missing value.
+
+    Raises:
+        InvalidEventError: the cell cannot be read as the field's type.
+    """
+    if text is None or text == "":
+        return None
+    try:
+        if field.type in ("double", "float"):
+            return float(text)
+        if field.type in ("long", "integer"):
+            return int(text)
+    except ValueError as exc:
+        detail = f"expected {_TYPE_WORDS[field.type]} for {field.name!r}, got {_preview(text)}"
+        raise InvalidEventError(Reason.WRONG_TYPE, detail) from exc
+    if field.type == "boolean":
+        lowered = text.strip().lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        detail = f"expected true or false for {field.name!r}, got {_preview(text)}"
+        raise InvalidEventError(Reason.WRONG_TYPE, detail)
+    return text
+
+
 def _parse(value: bytes | None, max_event_bytes: int) -> Mapping[str, Any]:
     if value is None:
         raise InvalidEventError(Reason.INVALID_JSON, "the message has no value")

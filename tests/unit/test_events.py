@@ -13,6 +13,7 @@ from streamscore.events import (
     InputContract,
     InvalidEventError,
     Reason,
+    coerce_text,
     encode_event,
 )
 
@@ -147,3 +148,33 @@ def test_decode_near_valid_events_event_or_reason(document: dict) -> None:
         assert isinstance(exc.reason, Reason)
     else:
         assert event.event_id == document["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "expected"),
+    [
+        (Field("amount", "double"), "12.5", 12.5),
+        (Field("count", "long"), "7", 7),
+        (Field("flag", "boolean"), "TRUE", True),
+        (Field("flag", "boolean"), "0", False),
+        (Field("message", "string"), "12", "12"),
+        (Field("amount", "double"), "", None),
+    ],
+)
+def test_coerce_text_converts_to_field_type(field: Field, text: str, expected: object) -> None:
+    assert coerce_text(field, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        (Field("amount", "double"), "twelve"),
+        (Field("count", "long"), "1.5"),
+        (Field("flag", "boolean"), "maybe"),
+    ],
+)
+def test_coerce_text_invalid_cell_rejected(field: Field, text: str) -> None:
+    with pytest.raises(InvalidEventError, match=field.name) as caught:
+        coerce_text(field, text)
+
+    assert caught.value.reason is Reason.WRONG_TYPE
