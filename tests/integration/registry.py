@@ -16,14 +16,15 @@ from tests.tiny_model import TEXTS, tiny_pipeline
 def register(
     tracking_uri: str,
     name: str,
-    artifact_dir: Path,
+    artifact_dir: Path | None,
     pipeline: Pipeline | None = None,
     alias: str | None = "champion",
     example: pd.DataFrame | None = None,
 ) -> str:
     """Log `pipeline` (default: the tiny text model) as a new version of `name`.
 
-    Artifacts go to `artifact_dir`, never to an `mlruns/` folder in the working directory.
+    Artifacts go to `artifact_dir`, never to an `mlruns/` folder in the working directory;
+    with None, the tracking server chooses (an HTTP server stores them itself).
 
     Returns:
         The new version number, as the registry writes it.
@@ -34,7 +35,9 @@ def register(
     experiment_id = (
         experiment.experiment_id
         if experiment is not None
-        else client.create_experiment("registry-tests", artifact_location=artifact_dir.as_uri())
+        else client.create_experiment(
+            "registry-tests", artifact_location=artifact_dir.as_uri() if artifact_dir else None
+        )
     )
     pipeline = pipeline if pipeline is not None else tiny_pipeline()
     example = example if example is not None else pd.DataFrame({"message": TEXTS[:2]})
@@ -52,7 +55,9 @@ def register(
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name)
-    version = client.create_model_version(name, info.model_uri, run_id=info.run_id)
+    version = client.create_model_version(
+        name, info.model_uri, run_id=info.run_id, model_id=info.model_id
+    )
     if alias is not None:
         client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
