@@ -58,7 +58,12 @@ def worker(
     if metrics_port is not None:
         overrides["metrics"]["port"] = metrics_port
     settings = cli_context.settings(**overrides)
+    _bound_registry_retries()
 
+    # Serve metrics first: a port in use should fail before the slow model load.
+    metrics = WorkerMetrics()
+    port = metrics.serve(settings.metrics.host, settings.metrics.port)
+    logger.info("metrics served url=http://%s:%d/metrics", settings.metrics.host, port)
     scorer = Scorer.from_registry(
         settings.model.uri, settings.model.tracking_uri, settings.worker.max_event_bytes
     )
@@ -66,9 +71,6 @@ def worker(
         ensure_topics(settings)
     except BrokerError as exc:
         logger.warning("topics not checked, continuing error=%s", exc)
-    metrics = WorkerMetrics()
-    port = metrics.serve(settings.metrics.host, settings.metrics.port)
-    logger.info("metrics served url=http://%s:%d/metrics", settings.metrics.host, port)
 
     model = settings.model
     watcher = ModelWatcher(
@@ -94,6 +96,17 @@ def worker(
     loop = Worker(settings, scorer, metrics, watcher, shadow_watcher)
     _install_signal_handlers(loop.request_stop)
     loop.run()
+
+
+def _bound_registry_retries() -> None:
+    """Give up on an unreachable MLflow server after about 30 s instead of MLflow's minutes.
+
+    MLflow 3 retries HTTP requests 7 times with exponential backoff by default; an explicit
+    setting in the environment still wins.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def _install_signal_handlers(request_stop: Callable[[], None]) -> None:
@@ -142,6 +155,7 @@ def score_file(
     from stream.scorer import Scorer
 
     settings = cli_context.settings(model={"uri": model_uri} if model_uri else {})
+    _bound_registry_retries()
     scorer = Scorer.from_registry(
         settings.model.uri, settings.model.tracking_uri, settings.worker.max_event_bytes
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from streamscore.errors import StreamscoreError
+
 NAMESPACE = "streamscore"
 
 # Batch sizes up to the largest allowed worker.batch_size (100,000).
@@ -112,5 +114,11 @@ class WorkerMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve `/metrics` over HTTP in a daemon thread; returns the port (useful with port 0)."""
-        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise StreamscoreError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror}; another worker may use "
+                f"it, so choose another port with --metrics-port (0 picks a free one)"
+            ) from exc
         return int(server.server_port)

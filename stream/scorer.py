@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,6 +190,7 @@ def resolve(uri: str, tracking_uri: str) -> tuple[str, str, str]:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    _check_store_exists(uri, tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     by_alias = _ALIAS_URI.fullmatch(uri)
     by_version = _VERSION_URI.fullmatch(uri)
@@ -208,3 +210,16 @@ def resolve(uri: str, tracking_uri: str) -> tuple[str, str, str]:
         )
         raise ModelLoadError(uri, f"{reason} (registry {tracking_uri}){hint}") from exc
     return found.name, str(found.version), found.run_id or ""
+
+
+def _check_store_exists(uri: str, tracking_uri: str) -> None:
+    """Reject a SQLite store file that does not exist, which MLflow would create empty."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise ModelLoadError(
+            uri,
+            f"no MLflow store at {path}; run `streamscore train` in this directory first, "
+            f"or set model.tracking_uri to the store that holds the model",
+        )

@@ -222,9 +222,16 @@ class Worker:
             ("source.partition", str(message.partition()).encode()),
             ("source.offset", str(message.offset()).encode()),
         ]
+        value = message.value()
+        limit = self._settings.worker.max_event_bytes
+        if value is not None and len(value) > limit:
+            # Copying an oversized event whole could exceed the producer's message.max.bytes and
+            # fail on every retry; the complete event stays in the input topic at this offset.
+            headers.append(("error.value_truncated_from_bytes", str(len(value)).encode()))
+            value = value[:limit]
         on_delivery = partial(self._on_delivery, batch, message, reason, 0.0)
         topic = self._settings.topics.dead_letter
-        self._produce(topic, message.key(), message.value(), headers, on_delivery)
+        self._produce(topic, message.key(), value, headers, on_delivery)
         logger.warning(
             "event dead-lettered reason=%s topic=%s partition=%d offset=%d",
             reason.value,

@@ -150,18 +150,16 @@ class EmbeddedBroker:
         raise BrokerError(f"the broker did not answer on {self.address} within {timeout_s:g} s")
 
     def running_pid(self) -> int | None:
-        """Return the pid from the pid file if that process is alive, else None."""
+        """Return the pid from the pid file if that process is alive and is Tansu, else None.
+
+        A pid file can outlive its broker, for instance across a reboot, and its pid can then
+        belong to an unrelated process, which must never be signalled.
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return pid if _is_tansu(pid) else None
 
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop the broker with SIGTERM, then SIGKILL after the timeout.
@@ -182,6 +180,25 @@ class EmbeddedBroker:
             _wait_for_exit(pid, self.process, timeout_s)
         logger.info("broker stopped address=%s pid=%d", self.address, pid)
         return True
+
+
+def _is_tansu(pid: int) -> bool:
+    """Return whether process `pid` runs Tansu; without /proc, whether it runs at all."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return "tansu" in Path(cmdline.read_bytes().split(b"\0")[0].decode()).name
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _port_is_taken(host: str, port: int) -> bool:

@@ -55,6 +55,15 @@ _ACCEPTED_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "boolean": (bool,),
 }
+# What JSON calls the Python types orjson decodes to.
+_JSON_TYPE_NAMES: dict[type, str] = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
 _TYPE_WORDS = {
     "string": "a string",
     "double": "a number",
@@ -189,7 +198,7 @@ def _parse(value: bytes | None, max_event_bytes: int) -> Mapping[str, Any]:
         raise InvalidEventError(Reason.INVALID_JSON, f"the event is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise InvalidEventError(
-            Reason.NOT_OBJECT, f"expected a JSON object, got {type(document).__name__}"
+            Reason.NOT_OBJECT, f"expected a JSON object, got {_JSON_TYPE_NAMES[type(document)]}"
         )
     return document
 

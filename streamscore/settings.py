@@ -20,6 +20,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from streamscore.errors import ConfigError
@@ -131,6 +132,11 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
 
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
 
 class Settings(BaseSettings):
     """All streamscore settings. Load them with `load_settings`, once, in an entry point."""
@@ -206,6 +212,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except ConfigError as exc:
@@ -240,6 +248,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError("\n".join(_describe(error) for error in exc.errors())) from exc
+    except SettingsError as exc:
+        # pydantic-settings reads lists and mappings from environment variables as JSON only.
+        raise ConfigError(
+            f"{exc}: a list or mapping in an environment variable must be JSON, "
+            f'e.g. {ENV_PREFIX}TRAINING__COLUMNS=\'["label", "message"]\''
+        ) from exc
     finally:
         _config_data.reset(token)
 

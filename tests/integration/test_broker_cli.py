@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,20 @@ def test_broker_stop_without_broker_says_so(broker_env: str) -> None:
 
     assert result.exit_code == 0
     assert "no broker started here was running" in result.output
+
+
+def test_broker_stop_ignores_stale_pid_of_other_process(broker_env: str, tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "60"])
+    state = tmp_path / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "broker.pid").write_text(f"{sleeper.pid}\n")
+    try:
+        result = CliRunner().invoke(cli, ["broker", "stop"])
+        is_alive = sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+    assert result.exit_code == 0
+    assert "no broker started here was running" in result.output
+    assert is_alive

@@ -94,7 +94,11 @@ def test_worker_dead_letters_poison_and_scores_the_rest(settings_factory) -> Non
     for reason, value in POISON.items():
         record = by_key[f"poison-{reason}".encode()]
         assert record.headers["error.reason"] == reason.encode()
-        assert record.value == value
+        if reason == "too_large":
+            assert record.value == value[:1_000]
+            assert record.headers["error.value_truncated_from_bytes"] == str(len(value)).encode()
+        else:
+            assert record.value == value
         assert record.headers["source.topic"] == settings.topics.input.encode()
         assert int(record.headers["source.offset"]) >= 0
         assert record.headers["error.message"]
@@ -168,3 +172,20 @@ def test_worker_small_batches_score_every_event(settings_factory, batch_size: in
     assert sorted(orjson.loads(r.value)["event_id"] for r in records) == sorted(
         f"event-{i}" for i in range(30)
     )
+
+
+def test_worker_megabyte_event_dead_lettered_once(settings_factory) -> None:
+    settings = settings_factory(worker={"batch_size": 100})
+    huge = orjson.dumps({"event_id": "huge", "message": "a" * 900_000})
+    produce(settings, [*_events(5), (b"huge", huge), *_events(10)[5:]])
+
+    with running_worker(settings, tiny_scorer()) as metrics:
+        results = read_topic(settings, settings.topics.output, expected=10, settle_s=2.0)
+        dead = read_topic(settings, settings.topics.dead_letter, expected=1, settle_s=1.0)
+
+    assert sorted(orjson.loads(r.value)["event_id"] for r in results) == sorted(
+        f"event-{i}" for i in range(10)
+    )
+    assert [record.key for record in dead] == [b"huge"]
+    assert len(dead[0].value) == 100_000
+    assert metrics.delivery_failures.labels("dead_letter")._value.get() == 0

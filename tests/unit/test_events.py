@@ -61,9 +61,10 @@ def test_decode_without_event_time_has_none() -> None:
         (None, Reason.INVALID_JSON, "no value"),
         (b"\xff\xfe", Reason.NOT_UTF8, "not UTF-8"),
         (b"{oops", Reason.INVALID_JSON, "not JSON"),
-        (b"[1]", Reason.NOT_OBJECT, "got list"),
+        (b"[1]", Reason.NOT_OBJECT, "got an array"),
+        (b"null", Reason.NOT_OBJECT, "got null"),
         (b'{"event_id": "e", "message": "\\ud800"}', Reason.INVALID_JSON, "not JSON"),
-        (b'"text"', Reason.NOT_OBJECT, "got str"),
+        (b'"text"', Reason.NOT_OBJECT, "got a string"),
         (b"x" * 1_001, Reason.TOO_LARGE, "1001 bytes, over the limit of 1000"),
     ],
 )

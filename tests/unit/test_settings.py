@@ -139,3 +139,32 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(ValueError, match="frozen"):
         settings.worker.batch_size = 3  # type: ignore[misc]
+
+
+def test_load_settings_non_utf8_file_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_bytes(b"\xff\xfe bad\n")
+
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(path)
+
+
+def test_load_settings_list_from_environment_needs_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSCORE_TRAINING__COLUMNS", "label,message")
+
+    with pytest.raises(ConfigError, match="must be JSON"):
+        load_settings(_write(tmp_path, ""))
+
+
+def test_load_settings_list_from_environment_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMSCORE_TRAINING__COLUMNS", '["kind", "text"]')
+
+    assert load_settings(_write(tmp_path, "")).training.columns == ["kind", "text"]
+
+
+def test_load_settings_log_level_any_case(tmp_path: Path) -> None:
+    assert load_settings(_write(tmp_path, "logging:\n  level: debug\n")).logging.level == "DEBUG"
