@@ -90,9 +90,12 @@ def demo(cli_context: CliContext, limit: int | None, timeout_s: float) -> None:
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _step(f"starting the embedded broker on {broker.address}")
-        broker.start()
+        # Broker and worker run in their own sessions: Ctrl-C reaches the demo alone, which
+        # then stops them in order, so that the publisher can still flush.
+        broker.start(detach=True)
         _train(settings)
         worker = _start_worker(settings, cli_context.config_file, run_dir / "worker.log")
+        _wait_until_ready(settings, worker, run_dir / "worker.log")
         published, started = _publish(settings, limit)
         collected = _collect(settings, published, timeout_s)
         metrics_text = _scrape(settings)
@@ -101,8 +104,7 @@ def demo(cli_context: CliContext, limit: int | None, timeout_s: float) -> None:
         is_complete = _summarise(settings, published, collected, started, metrics_text, exit_code)
     finally:
         if worker is not None:
-            worker.kill()
-            worker.wait()
+            _stop_quietly(worker)
         broker.stop()
         signal.signal(signal.SIGTERM, previous_handler)
     if not is_complete:
@@ -128,7 +130,9 @@ def _train(settings: Settings) -> None:
         click.echo(f"    alias {result.alias} stays on version {result.previous_alias_version}")
 
 
-def _start_worker(settings: Settings, config_file: Path | None, log_path: Path) -> Any:
+def _start_worker(
+    settings: Settings, config_file: Path | None, log_path: Path
+) -> subprocess.Popen[bytes]:
     _step(f"starting a worker (log {log_path})")
     environment = dict(os.environ)
     environment["STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers
@@ -138,18 +142,24 @@ def _start_worker(settings: Settings, config_file: Path | None, log_path: Path) 
         environment["STREAMSCORE_CONFIG"] = str(config_file)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        worker = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-m", "stream"], stdout=log, stderr=subprocess.STDOUT, env=environment
+        return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", "stream"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
         )
+
+
+def _wait_until_ready(settings: Settings, worker: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + _WORKER_READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
             raise DemoError(f"the worker exited with code {worker.returncode}: " + " | ".join(tail))
         if _metric(_scrape(settings), "streamscore_assigned_partitions") > 0:
-            return worker
+            return
         time.sleep(0.2)
-    worker.kill()
     raise DemoError(f"the worker did not join the group within {_WORKER_READY_TIMEOUT_S:g} s")
 
 
@@ -232,6 +242,18 @@ def _metric(metrics_text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def _stop_quietly(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker left running by an error or an interrupt: SIGTERM, then SIGKILL."""
+    if worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=_WORKER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def _stop_worker(worker: subprocess.Popen[bytes]) -> int:

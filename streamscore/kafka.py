@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -14,8 +16,44 @@ from streamscore.settings import KafkaSettings, Settings, TopicSettings
 logger = logging.getLogger(__name__)
 
 
+class _RepeatFilter(logging.Filter):
+    """Pass one of each kind of librdkafka line per interval; count the lines held back.
+
+    An unreachable broker makes librdkafka log a connection failure many times a second.
+    Lines of one kind differ only in numbers (ports, milliseconds), so digits are ignored.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._last_passed: dict[str, float] = {}
+        self._held_back: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return whether the record is the first of its kind in the interval."""
+        kind = re.sub(r"\d+", "#", record.getMessage())
+        now = time.monotonic()
+        if now - self._last_passed.get(kind, -self._interval_s) < self._interval_s:
+            self._held_back[kind] = self._held_back.get(kind, 0) + 1
+            return False
+        self._last_passed[kind] = now
+        held_back = self._held_back.pop(kind, 0)
+        if held_back:
+            record.msg = f"{record.getMessage()} ({held_back} similar lines held back)"
+            record.args = ()
+        return True
+
+
+# librdkafka's own log lines, sent through Python logging instead of straight to stderr.
+_librdkafka_logger = logging.getLogger("streamscore.librdkafka")
+_librdkafka_logger.addFilter(_RepeatFilter(interval_s=30.0))
+
+
 def _common(kafka: KafkaSettings) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap_servers}
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "logger": _librdkafka_logger,
+    }
     config.update(kafka.client)
     return config
 
