@@ -50,9 +50,14 @@ def tracking_uri_in(directory: Path) -> str:
     return f"sqlite:///{directory / 'store' / 'mlflow.db'}"
 
 
-def use_cli_environment(monkeypatch: pytest.MonkeyPatch, directory: Path) -> str:
-    """Point CLI commands at a private store under `directory`; return the registered model."""
-    name = f"model-{uuid.uuid4().hex[:12]}"
+def use_cli_environment(
+    monkeypatch: pytest.MonkeyPatch, directory: Path, name: str | None = None
+) -> str:
+    """Point CLI commands at a private store under `directory`; return the registered model.
+
+    The model is `name`, or a new uuid-named one.
+    """
+    name = name or f"model-{uuid.uuid4().hex[:12]}"
     monkeypatch.chdir(directory)
     monkeypatch.setenv("STREAMSCORE_STATE_DIR", str(directory / "state"))
     monkeypatch.setenv("STREAMSCORE_MODEL__TRACKING_URI", tracking_uri_in(directory))
