@@ -78,7 +78,7 @@ def rollback(client: MlflowClient, name: str, alias: str) -> AliasMove:
     """Point `alias` back at the version it pointed at before the last promotion.
 
     Raises:
-        AliasError: the model does not exist, or the history holds no earlier version.
+        AliasError: the model does not exist, or the history contains no earlier version.
         MlflowException: the registry failed.
     """
     history = _read_history(client, name, alias)

@@ -21,7 +21,13 @@ _ALIAS_HELP = "Alias to move (default: training.alias)."
 
 
 @click.command()
-@click.option("--version", "version", type=click.IntRange(min=1), required=True, help="Version.")
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Model version to point the alias at.",
+)
 @click.option("--alias", help=_ALIAS_HELP)
 @click.option("--model", "model_name", help=_MODEL_HELP)
 @click.pass_obj
