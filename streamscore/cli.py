@@ -97,8 +97,9 @@ def _register_commands() -> None:
     from streamscore.demo import demo
     from streamscore.results import results
     from trainer.cli import train
+    from trainer.registry_cli import promote, rollback
 
-    for command in (broker, train, worker, score_file, publish, results, demo):
+    for command in (broker, train, promote, rollback, worker, score_file, publish, results, demo):
         cli.add_command(command)
 
 

@@ -11,10 +11,17 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -107,12 +114,28 @@ class MetricsSettings(Section):
     port: int = Field(9400, ge=0, le=65_535)
 
 
+# Held-out metrics that the trainer computes, and that the quality gate can set minimums for.
+Metric = Literal["precision", "recall", "f1", "accuracy", "roc_auc"]
+MetricMinimum = Annotated[float, Field(ge=0, le=1)]
+
+
+def _default_minimums() -> dict[Metric, float]:
+    return {"f1": 0.8}
+
+
 class TrainingSettings(Section):
-    """Data, parameters and quality gate of the reference spam pipeline."""
+    """Data, pipeline kind, parameters and quality gate of the model that `train` registers.
+
+    The `text` pipeline counts the words of `text_column`. The `tabular` pipeline scales
+    `numeric_columns` and one-hot encodes `categorical_columns`. Both end in a random forest.
+    """
 
     data_path: Path = Path("data/sms_spam_collection.tsv")
-    columns: list[str] = Field(default_factory=lambda: ["label", "message"])
+    columns: list[str] | None = Field(default_factory=lambda: ["label", "message"])
+    pipeline: Literal["text", "tabular"] = "text"
     text_column: str = "message"
+    numeric_columns: list[str] = Field(default_factory=list)
+    categorical_columns: list[str] = Field(default_factory=list)
     label_column: str = "label"
     positive_label: str = "spam"
     experiment: str = "sms-spam"
@@ -123,7 +146,29 @@ class TrainingSettings(Section):
     max_depth: int | None = Field(35, ge=1)
     test_size: float = Field(0.2, gt=0, lt=1)
     random_state: int = 111
-    min_f1: float = Field(0.8, ge=0, le=1)
+    min_metrics: dict[Metric, MetricMinimum] = Field(default_factory=lambda: _default_minimums())
+    gate_metric: Metric = "f1"
+
+    @model_validator(mode="after")
+    def _validate_feature_columns(self) -> TrainingSettings:
+        features = self.feature_columns
+        if not features:
+            raise ValueError(
+                "the tabular pipeline needs numeric_columns or categorical_columns, got neither"
+            )
+        repeated = sorted({name for name in features if features.count(name) > 1})
+        if repeated:
+            raise ValueError(f"column {repeated[0]!r} is named twice among the feature columns")
+        if self.label_column in features:
+            raise ValueError(f"label column {self.label_column!r} is also a feature column")
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Columns the model reads, in the order of its signature."""
+        if self.pipeline == "text":
+            return [self.text_column]
+        return [*self.numeric_columns, *self.categorical_columns]
 
 
 class LoggingSettings(Section):
@@ -278,4 +323,6 @@ def _describe(error: Any) -> str:
     env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
     if env_name in os.environ:
         message += f" (from environment variable {env_name})"
+        if error["type"] in ("list_type", "dict_type"):
+            message += "; a list or mapping in an environment variable must be JSON"
     return message

@@ -15,31 +15,60 @@ if TYPE_CHECKING:
     from trainer.train import TrainingResult
 
 
+def _parse_minimums(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    """Parse repeated NAME=VALUE options into a mapping of metric minimums."""
+    minimums: dict[str, float] = {}
+    for value in values:
+        name, separator, number = value.partition("=")
+        try:
+            minimums[name.strip()] = float(number)
+        except ValueError:
+            separator = ""
+        if not separator:
+            raise click.BadParameter(f"expected NAME=NUMBER such as f1=0.8, got {value!r}")
+    return minimums
+
+
 @click.command()
 @click.option(
     "--data",
     "data_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Labelled TSV or CSV file without a header line (sets training.data_path).",
+    help="Labelled TSV or CSV file (sets training.data_path).",
 )
 @click.option(
-    "--min-f1",
-    type=float,
-    help="Minimum held-out F1, from 0 to 1, for the alias to move (sets training.min_f1).",
+    "--min-metric",
+    "min_metrics",
+    multiple=True,
+    callback=_parse_minimums,
+    metavar="NAME=VALUE",
+    help="Minimum held-out metric, from 0 to 1, for the alias to move, e.g. f1=0.8; repeatable "
+    "(sets training.min_metrics.NAME).",
 )
 @click.option("--alias", help="Alias to move to the new version (sets training.alias).")
 @click.pass_obj
 def train(
-    cli_context: CliContext, data_path: Path | None, min_f1: float | None, alias: str | None
+    cli_context: CliContext,
+    data_path: Path | None,
+    min_metrics: dict[str, float],
+    alias: str | None,
 ) -> None:
-    """Train the spam model, register a new version and move the alias if it passes the gate.
+    """Train the configured model, register a new version and move the alias if it passes.
 
-    The alias moves only when the held-out F1 is at least min_f1. A version that fails the gate is
-    still registered and the command exits 0.
+    The alias moves only when every metric in training.min_metrics reaches its minimum and the
+    training.gate_metric is not lower than the current champion's on the same held-out rows. A
+    version that fails the gate is still registered and the command exits 0.
     """
     from trainer.train import train as run_training
 
-    overrides: dict[str, Any] = {"data_path": data_path, "min_f1": min_f1, "alias": alias}
+    # Sources are merged key by key, so these minimums replace only the metrics they name.
+    overrides: dict[str, Any] = {
+        "data_path": data_path,
+        "alias": alias,
+        "min_metrics": min_metrics or None,
+    }
     settings = cli_context.settings(
         training={key: value for key, value in overrides.items() if value is not None}
     )
@@ -48,23 +77,19 @@ def train(
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
     result = run_training(settings)
-    _print_result(result, settings.training.min_f1)
+    _print_result(result)
 
 
-def _print_result(result: TrainingResult, min_f1: float) -> None:
+def _print_result(result: TrainingResult) -> None:
     click.echo(f"registered model {result.model_name} version {result.version}")
     click.echo(f"run {result.run_id}")
     for name, value in result.metrics.items():
         click.echo(f"  {name:<10} {value:.4f}")
 
-    if result.alias_moved:
-        click.echo(f"alias {result.alias} -> version {result.version}")
-        return
-    reason = f"f1 {result.metrics['f1']:.4f} < min_f1 {min_f1:.4f}"
-    if result.previous_alias_version is None:
-        click.echo(f"alias {result.alias} not moved: {reason}; the alias is not set")
+    click.echo(result.gate.describe())
+    if result.alias_move is not None:
+        click.echo(result.alias_move.describe())
+    elif result.previous_alias_version is None:
+        click.echo(f"alias {result.alias}: not set")
     else:
-        click.echo(
-            f"alias {result.alias} not moved: {reason}; "
-            f"it stays on version {result.previous_alias_version}"
-        )
+        click.echo(f"alias {result.alias}: stays on version {result.previous_alias_version}")

@@ -1,4 +1,4 @@
-"""Read the labelled training data: a TSV or CSV file without a header line."""
+"""Read the labelled training data: a TSV or CSV file, with or without a header line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from streamscore.errors import InputFileError
@@ -26,22 +27,34 @@ _DIALECTS: dict[str, type[csv.Dialect]] = {".tsv": _LiteralTab, ".csv": csv.exce
 
 
 def read_labelled_data(training: TrainingSettings) -> pd.DataFrame:
-    """Read `training.data_path` into a DataFrame with one string column per `training.columns`.
+    """Read `training.data_path` into a DataFrame with one column per data column.
+
+    The column names are `training.columns`, or the file's header line when that is None.
+    Numeric feature columns are float64 and every other column is a string.
 
     Raises:
         InputFileError: the file is missing, unreadable, not UTF-8 or empty, or its extension is
-            not .tsv or .csv. A row has the wrong number of columns or an empty label. The file
-            has fewer than two labels or none equal to `positive_label`. Or the settings name a
-            label or text column that is not in `columns`.
+            not .tsv or .csv. A row has the wrong number of columns or an empty label, or a
+            numeric feature is not a finite number. The file has fewer than two labels or none
+            equal to `positive_label`. Or the label or a feature column is not among the columns.
     """
     path = training.data_path
-    _validate_columns(training)
+    rows = _read_rows(path)
+    columns = training.columns
+    if columns is None:
+        _, columns = next(rows, (0, None))
+        if columns is None:
+            raise InputFileError(f"training data {path} is empty: expected a header line")
+    _validate_columns(columns, training)
 
-    label_index = training.columns.index(training.label_column)
-    rows = list(_read_rows(path, len(training.columns), label_index))
-    if not rows:
+    label_index = columns.index(training.label_column)
+    checked = list(_check_rows(path, rows, len(columns), label_index))
+    if not checked:
         raise InputFileError(f"training data {path} is empty: expected one labelled row per line")
-    frame = pd.DataFrame(rows, columns=training.columns, dtype=str)
+    line_numbers = [line_number for line_number, _ in checked]
+    frame = pd.DataFrame([row for _, row in checked], columns=columns, dtype=str)
+    for name in training.numeric_columns if training.pipeline == "tabular" else []:
+        frame[name] = _to_numbers(frame[name], path, line_numbers)
 
     _validate_labels(frame, training)
     logger.info(
@@ -53,24 +66,35 @@ def read_labelled_data(training: TrainingSettings) -> pd.DataFrame:
     return frame
 
 
-def _validate_columns(training: TrainingSettings) -> None:
+def _validate_columns(columns: list[str], training: TrainingSettings) -> None:
     path = training.data_path
-    columns = training.columns
     if len(set(columns)) != len(columns):
         raise InputFileError(f"training data {path}: duplicate names in columns {columns}")
-    for role, name in (("label", training.label_column), ("text", training.text_column)):
+    feature_role = "text" if training.pipeline == "text" else "feature"
+    roles = [("label", training.label_column)]
+    roles += [(feature_role, name) for name in training.feature_columns]
+    for role, name in roles:
         if name not in columns:
             raise InputFileError(
                 f"training data {path}: {role} column {name!r} is not in columns {columns}"
             )
-    if training.label_column == training.text_column:
+
+
+def _to_numbers(column: pd.Series, path: Path, line_numbers: list[int]) -> pd.Series:
+    """Convert a column of strings to float64, rejecting text, blanks, NaN and infinities."""
+    numbers = pd.to_numeric(column.str.strip(), errors="coerce").astype("float64")
+    is_invalid = ~np.isfinite(numbers.to_numpy())
+    if is_invalid.any():
+        position = int(is_invalid.argmax())
         raise InputFileError(
-            f"training data {path}: label column and text column are both {training.label_column!r}"
+            f"training data {path}: expected a finite number in column {column.name!r} at line "
+            f"{line_numbers[position]}, got {column.iloc[position]!r}"
         )
+    return numbers
 
 
-def _read_rows(path: Path, column_count: int, label_index: int) -> Iterator[list[str]]:
-    """Yield the rows of `path`, checking that each has `column_count` fields and a label."""
+def _read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield each row of `path` with the number of the line it ends on."""
     dialect = _DIALECTS.get(path.suffix.lower())
     if dialect is None:
         raise InputFileError(
@@ -80,16 +104,7 @@ def _read_rows(path: Path, column_count: int, label_index: int) -> Iterator[list
         with path.open(encoding="utf-8", newline="") as file:
             reader = csv.reader(file, dialect=dialect, strict=True)
             for row in reader:
-                if len(row) != column_count:
-                    raise InputFileError(
-                        f"training data {path}: expected {column_count} columns at line "
-                        f"{reader.line_num}, got {len(row)}"
-                    )
-                if not row[label_index].strip():
-                    raise InputFileError(
-                        f"training data {path}: empty label at line {reader.line_num}"
-                    )
-                yield row
+                yield reader.line_num, row
     except FileNotFoundError as exc:
         raise InputFileError(
             f"training data {path} not found: set training.data_path or --data to an existing file"
@@ -103,6 +118,21 @@ def _read_rows(path: Path, column_count: int, label_index: int) -> Iterator[list
         raise InputFileError(f"cannot read training data {path}: {exc.strerror}") from exc
     except csv.Error as exc:
         raise InputFileError(f"training data {path}: malformed {path.suffix} file ({exc})") from exc
+
+
+def _check_rows(
+    path: Path, rows: Iterator[tuple[int, list[str]]], column_count: int, label_index: int
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield `rows`, checking that each has `column_count` fields and a label."""
+    for line_number, row in rows:
+        if len(row) != column_count:
+            raise InputFileError(
+                f"training data {path}: expected {column_count} columns at line {line_number}, "
+                f"got {len(row)}"
+            )
+        if not row[label_index].strip():
+            raise InputFileError(f"training data {path}: empty label at line {line_number}")
+        yield line_number, row
 
 
 def _validate_labels(frame: pd.DataFrame, training: TrainingSettings) -> None:

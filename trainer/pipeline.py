@@ -1,4 +1,4 @@
-"""Build the reference spam model (word counts, then a random forest) and compute its metrics."""
+"""Build the text or tabular pipeline (features, then a random forest) and compute its metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from streamscore.settings import TrainingSettings
 
@@ -18,14 +19,27 @@ logger = logging.getLogger(__name__)
 
 
 def build_pipeline(training: TrainingSettings) -> Pipeline:
-    """Build an unfitted pipeline that predicts labels from `training.text_column` of a DataFrame.
+    """Build an unfitted pipeline that predicts labels from `training.feature_columns`.
 
     After fitting, `predict` returns label strings and the columns of `predict_proba` follow
     `classes_`. The worker scores events with exactly these two calls.
     """
-    features = ColumnTransformer(
-        [("text", CountVectorizer(max_features=training.max_features), training.text_column)]
-    )
+    if training.pipeline == "text":
+        text = CountVectorizer(max_features=training.max_features)
+        features = ColumnTransformer([("text", text, training.text_column)])
+    else:
+        features = ColumnTransformer(
+            [
+                ("numeric", StandardScaler(), training.numeric_columns),
+                # Categories first seen in an event, such as a new country, encode as all zeros
+                # instead of failing the prediction.
+                (
+                    "categorical",
+                    OneHotEncoder(handle_unknown="ignore"),
+                    training.categorical_columns,
+                ),
+            ]
+        )
     # n_jobs keeps its default of one job because the saved forest reuses it in predict_proba,
     # and the worker should not start one thread per core for every batch it scores.
     classifier = RandomForestClassifier(

@@ -1,4 +1,4 @@
-"""Train the spam pipeline, log it to MLflow, register it and move the serving alias."""
+"""Train a pipeline, log it to MLflow, register it and move the serving alias if it passes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from sklearn.model_selection import train_test_split
@@ -21,7 +21,10 @@ from sklearn.pipeline import Pipeline
 
 from streamscore.errors import InputFileError, StreamscoreError
 from streamscore.settings import Settings, TrainingSettings
+from trainer.aliases import AliasMove, alias_version, promote
 from trainer.data import read_labelled_data
+from trainer.figures import log_figures
+from trainer.gate import GateDecision, decide, evaluate_champion
 from trainer.pipeline import build_pipeline, evaluate
 
 logger = logging.getLogger(__name__)
@@ -49,10 +52,10 @@ class TrainingError(StreamscoreError):
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """Outcome of one training run: the registered version, its metrics and the alias decision.
+    """Outcome of one training run: the registered version, its metrics and the gate decision.
 
     `previous_alias_version` is the version the alias pointed at before this run, or None when
-    the alias did not exist.
+    the alias did not exist. `alias_move` is None when the gate rejected the version.
     """
 
     run_id: str
@@ -60,21 +63,28 @@ class TrainingResult:
     version: int
     metrics: dict[str, float]
     alias: str
-    alias_moved: bool
+    gate: GateDecision
+    alias_move: AliasMove | None
     previous_alias_version: int | None
+
+    @property
+    def alias_moved(self) -> bool:
+        """Whether the alias now points at the new version."""
+        return self.alias_move is not None
 
 
 def train(settings: Settings) -> TrainingResult:
-    """Train, evaluate and register the spam pipeline, then apply the quality gate.
+    """Train, evaluate and register a pipeline, then apply the quality gate.
 
     Steps:
         1. Read the labelled data.
         2. Split it into stratified train and test sets.
         3. Fit the pipeline on the train set.
         4. Evaluate it on the test set.
-        5. Log params, metrics and the model to a run of `training.experiment`.
-        6. Register the model as a new version of `training.registered_model`, wait for READY.
-        7. Move `training.alias` to the new version only if its f1 is at least `min_f1`.
+        5. Evaluate the current champion, if any, on the same test set and decide the gate.
+        6. Log params, metrics, the gate decision, figures and the model to a run.
+        7. Register the model as a new version of `training.registered_model`, wait for READY.
+        8. Move `training.alias` to the new version only if the gate promoted it.
 
     Raises:
         InputFileError: the data file cannot be read or split.
@@ -94,26 +104,54 @@ def train(settings: Settings) -> TrainingResult:
 
     # 4. Evaluate it on the test set.
     metrics = evaluate(pipeline, x_test, y_test, training.positive_label)
+    signature = _infer_signature(pipeline, x_train, training)
 
     try:
-        # 5. Log params, metrics and the model to a run.
+        # 5. Compare with the champion on the same test set and decide the gate.
         experiment_id = _prepare_tracking(settings)
-        run_id, model_info = _log_run(experiment_id, pipeline, x_train, metrics, training)
-
-        # 6. Register a new version and wait until it is READY.
         client = MlflowClient()
-        version = _register(client, training.registered_model, model_info, run_id)
+        name = training.registered_model
+        previous = alias_version(client, name, training.alias)
+        champion = None
+        if previous is not None:
+            champion = evaluate_champion(
+                name, previous, signature, x_test, y_test, training.positive_label
+            )
+        decision = decide(metrics, training, champion)
+
+        # 6. Log params, metrics, the decision, figures and the model to a run.
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_params(training.model_dump(mode="json"))
+            mlflow.log_metrics({**metrics, **decision.champion_metrics()})
+            mlflow.set_tags(decision.tags())
+            log_figures(pipeline, x_test, y_test, training.positive_label)
+            model_info = _log_model(pipeline, signature, x_train)
+        run_id = run.info.run_id
+        logger.info("run logged run_id=%s experiment_id=%s", run_id, experiment_id)
+
+        # 7. Register a new version and wait until it is READY.
+        version = _register(client, name, model_info, run_id)
         logger.info(
-            "model registered name=%s version=%d run_id=%s f1=%.4f",
-            training.registered_model,
+            "model registered name=%s version=%d run_id=%s %s=%.4f",
+            name,
             version,
             run_id,
-            metrics["f1"],
+            decision.metric,
+            decision.value,
         )
 
-        # 7. Move the alias only when the new version passes the quality gate.
-        previous = _alias_version(client, training.registered_model, training.alias)
-        alias_moved = _apply_quality_gate(client, training, version, metrics["f1"])
+        # 8. Move the alias only when the gate promoted the new version.
+        alias_move = None
+        if decision.is_promoted:
+            alias_move = promote(client, name, training.alias, version)
+        else:
+            logger.warning(
+                "alias not moved name=%s alias=%s version=%d reason=%s",
+                name,
+                training.alias,
+                version,
+                "; ".join(decision.reasons),
+            )
     except MlflowException as exc:
         raise TrainingError(
             f"MLflow request to {settings.model.tracking_uri} failed: {exc.message}"
@@ -121,11 +159,12 @@ def train(settings: Settings) -> TrainingResult:
 
     return TrainingResult(
         run_id=run_id,
-        model_name=training.registered_model,
+        model_name=name,
         version=version,
         metrics=metrics,
         alias=training.alias,
-        alias_moved=alias_moved,
+        gate=decision,
+        alias_move=alias_move,
         previous_alias_version=previous,
     )
 
@@ -133,7 +172,7 @@ def train(settings: Settings) -> TrainingResult:
 def _split(
     frame: pd.DataFrame, training: TrainingSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    features = frame[[training.text_column]]
+    features = frame[training.feature_columns]
     labels = frame[training.label_column]
     try:
         x_train, x_test, y_train, y_test = train_test_split(
@@ -192,34 +231,32 @@ def _create_experiment(name: str, tracking_uri: str, state_dir: Path) -> str:
     return experiment_id
 
 
-def _log_run(
-    experiment_id: str,
-    pipeline: Pipeline,
-    x_train: pd.DataFrame,
-    metrics: dict[str, float],
-    training: TrainingSettings,
-) -> tuple[str, ModelInfo]:
-    """Log params, metrics and the model to a new run and return the run id and model info."""
+def _infer_signature(
+    pipeline: Pipeline, x_train: pd.DataFrame, training: TrainingSettings
+) -> ModelSignature:
+    """Infer the signature: one input per feature column, typed from its dtype.
+
+    Numeric feature columns are float64, so they become `double`, which the worker accepts as
+    any JSON number. Text and categorical columns become `string`.
+    """
     sample = x_train.head(SIGNATURE_SAMPLE_ROWS)
     predictions = pd.Series(pipeline.predict(sample), name=training.label_column)
-    signature = infer_signature(sample, predictions)
+    return infer_signature(sample, predictions)
 
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(training.model_dump(mode="json"))
-        mlflow.log_metrics(metrics)
-        model_info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=signature,
-            input_example=x_train.head(INPUT_EXAMPLE_ROWS),
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            # The pipeline contains only scikit-learn classes, so MLflow's pinned defaults are
-            # complete. Inferring them instead loads the model in a subprocess, the slowest step.
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-        )
-    logger.info("run logged run_id=%s experiment_id=%s", run.info.run_id, experiment_id)
-    return run.info.run_id, model_info
+
+def _log_model(pipeline: Pipeline, signature: ModelSignature, x_train: pd.DataFrame) -> ModelInfo:
+    """Log the fitted pipeline with its signature and an input example to the active run."""
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=x_train.head(INPUT_EXAMPLE_ROWS),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # The pipeline contains only scikit-learn classes, so MLflow's pinned defaults are
+        # complete. Inferring them instead loads the model in a subprocess, the slowest step.
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+    )
 
 
 def _register(client: MlflowClient, name: str, model_info: ModelInfo, run_id: str) -> int:
@@ -259,28 +296,3 @@ def _wait_until_ready(client: MlflowClient, version: ModelVersion) -> ModelVersi
             f"status {version.status}, {version.status_message}"
         )
     return version
-
-
-def _alias_version(client: MlflowClient, name: str, alias: str) -> int | None:
-    aliases = client.get_registered_model(name).aliases
-    return int(aliases[alias]) if alias in aliases else None
-
-
-def _apply_quality_gate(
-    client: MlflowClient, training: TrainingSettings, version: int, f1: float
-) -> bool:
-    """Point the alias at `version` if `f1` reaches `training.min_f1`. Return whether it moved."""
-    name, alias = training.registered_model, training.alias
-    if f1 < training.min_f1:
-        logger.warning(
-            "alias not moved name=%s alias=%s version=%d f1=%.4f min_f1=%.4f",
-            name,
-            alias,
-            version,
-            f1,
-            training.min_f1,
-        )
-        return False
-    client.set_registered_model_alias(name, alias, str(version))
-    logger.info("alias moved name=%s alias=%s version=%d", name, alias, version)
-    return True

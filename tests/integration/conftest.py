@@ -101,7 +101,7 @@ def registered_model(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
             "registered_model": "sms-spam-test",
             "experiment": "sms-spam-test",
             "n_estimators": 10,
-            "min_f1": 0.0,
+            "min_metrics": {"f1": 0.0},
         },
     )
     train(settings)

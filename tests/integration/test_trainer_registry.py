@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pytest
@@ -17,39 +15,15 @@ from mlflow import MlflowClient
 
 from streamscore.cli import cli
 from streamscore.settings import Settings
+from tests.integration.trainer_helpers import (
+    REPO_ROOT,
+    make_training_settings,
+    use_cli_environment,
+    write_sms_subset,
+)
 from trainer.train import TrainingError, TrainingResult, train
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SMS_DATA = REPO_ROOT / "data" / "sms_spam_collection.tsv"
-
-# Rows of the SMS data to train on: enough for both labels in each split, few enough for a
-# 10-tree forest to fit quickly.
-TRAINING_ROWS = 1_000
 METRIC_NAMES = {"precision", "recall", "f1", "accuracy", "roc_auc"}
-
-
-def _write_sms_subset(directory: Path) -> Path:
-    lines = SMS_DATA.read_text(encoding="utf-8").splitlines(keepends=True)[:TRAINING_ROWS]
-    path = directory / "sms.tsv"
-    path.write_text("".join(lines), encoding="utf-8")
-    return path
-
-
-def _make_settings(directory: Path, **training: Any) -> Settings:
-    """Build settings with a private SQLite store and state directory under `directory`."""
-    values: dict[str, Any] = {
-        "data_path": _write_sms_subset(directory),
-        "experiment": f"experiment-{uuid.uuid4().hex[:12]}",
-        "registered_model": f"model-{uuid.uuid4().hex[:12]}",
-        "n_estimators": 10,
-        "min_f1": 0.0,
-    }
-    values.update(training)
-    return Settings(
-        state_dir=directory / "state",
-        model={"tracking_uri": f"sqlite:///{directory / 'store' / 'mlflow.db'}"},
-        training=values,
-    )
 
 
 @pytest.fixture
@@ -58,16 +32,16 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
 
     Keyword arguments override training settings.
     """
-    shared = _make_settings(tmp_path).training
+    shared = make_training_settings(tmp_path).training
     names = {"experiment": shared.experiment, "registered_model": shared.registered_model}
-    return lambda **training: _make_settings(tmp_path, **{**names, **training})
+    return lambda **training: make_training_settings(tmp_path, **{**names, **training})
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, TrainingResult]:
     """Train once into a fresh store, from a working directory that is not the repository."""
     directory = tmp_path_factory.mktemp("first-run")
-    settings = _make_settings(directory)
+    settings = make_training_settings(directory)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(directory)
         result = train(settings)
@@ -170,8 +144,8 @@ def test_registered_version_loads_in_fresh_process(
 
 def test_train_below_min_f1_keeps_alias(settings_for: Callable[..., Settings]) -> None:
     first = train(settings_for())
-    # Settings cap min_f1 at 1, so this gate holds back any version short of a perfect f1.
-    gated_settings = settings_for(min_f1=1.0)
+    # Settings cap minimums at 1, so this gate holds back any version short of a perfect f1.
+    gated_settings = settings_for(min_metrics={"f1": 1.0})
 
     second = train(gated_settings)
 
@@ -193,7 +167,7 @@ def test_train_below_min_f1_keeps_alias(settings_for: Callable[..., Settings]) -
 
 
 def test_train_deleted_experiment_raises(tmp_path: Path) -> None:
-    settings = _make_settings(tmp_path)
+    settings = make_training_settings(tmp_path)
     mlflow.set_tracking_uri(settings.model.tracking_uri)
     (tmp_path / "store").mkdir()
     mlflow.delete_experiment(mlflow.create_experiment(settings.training.experiment))
@@ -204,46 +178,39 @@ def test_train_deleted_experiment_raises(tmp_path: Path) -> None:
         train(settings)
 
 
-def _cli_environment(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-    monkeypatch.chdir(directory)
-    monkeypatch.setenv("STREAMSCORE_STATE_DIR", str(directory / "state"))
-    monkeypatch.setenv(
-        "STREAMSCORE_MODEL__TRACKING_URI", f"sqlite:///{directory / 'store' / 'mlflow.db'}"
-    )
-    monkeypatch.setenv("STREAMSCORE_TRAINING__N_ESTIMATORS", "10")
-    monkeypatch.setenv("STREAMSCORE_TRAINING__REGISTERED_MODEL", f"model-{uuid.uuid4().hex[:12]}")
-
-
 def test_cli_train_prints_version_and_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _cli_environment(monkeypatch, tmp_path)
-    data_path = _write_sms_subset(tmp_path)
+    use_cli_environment(monkeypatch, tmp_path)
+    data_path = write_sms_subset(tmp_path)
 
     result = CliRunner().invoke(
-        cli, ["train", "--data", str(data_path), "--min-f1", "0", "--alias", "candidate"]
+        cli, ["train", "--data", str(data_path), "--min-metric", "f1=0", "--alias", "candidate"]
     )
 
     assert result.exit_code == 0, result.output
     assert "version 1" in result.stdout.splitlines()[0]
     for name in METRIC_NAMES:
         assert f"  {name} " in result.stdout
-    assert "alias candidate -> version 1" in result.stdout
+    assert "gate: f1 " in result.stdout
+    assert ", no champion -> promoted" in result.stdout
+    assert "alias candidate: not set -> version 1" in result.stdout
 
 
 def test_cli_train_gate_refusal_exits_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cli_environment(monkeypatch, tmp_path)
-    data_path = _write_sms_subset(tmp_path)
+    use_cli_environment(monkeypatch, tmp_path)
+    data_path = write_sms_subset(tmp_path)
 
-    result = CliRunner().invoke(cli, ["train", "--data", str(data_path), "--min-f1", "1"])
+    result = CliRunner().invoke(cli, ["train", "--data", str(data_path), "--min-metric", "f1=1"])
 
     assert result.exit_code == 0, result.output
-    assert "alias champion not moved: f1 " in result.stdout
-    assert "< min_f1 1.0000; the alias is not set" in result.stdout
+    assert ", no champion -> rejected: f1 " in result.stdout
+    assert "< min 1.0000\n" in result.stdout
+    assert "alias champion: not set" in result.stdout.splitlines()
 
 
 def test_cli_train_missing_data_exits_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cli_environment(monkeypatch, tmp_path)
+    use_cli_environment(monkeypatch, tmp_path)
     missing = tmp_path / "absent.tsv"
 
     result = CliRunner().invoke(cli, ["train", "--data", str(missing)])
@@ -254,7 +221,7 @@ def test_cli_train_missing_data_exits_one(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_cli_train_invalid_env_exits_two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cli_environment(monkeypatch, tmp_path)
+    use_cli_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("STREAMSCORE_TRAINING__N_ESTIMATORS", "abc")
 
     result = CliRunner().invoke(cli, ["train"])
@@ -278,5 +245,5 @@ def test_trainer_module_runs_train_command() -> None:
     )
 
     assert completed.returncode == 0, completed.stderr
-    assert "--min-f1" in completed.stdout
+    assert "--min-metric" in completed.stdout
     assert "Usage: streamscore train" in completed.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -154,7 +155,7 @@ def test_load_settings_list_from_environment_needs_json(
 ) -> None:
     monkeypatch.setenv("STREAMSCORE_TRAINING__COLUMNS", "label,message")
 
-    with pytest.raises(ConfigError, match="must be JSON"):
+    with pytest.raises(ConfigError, match="training.columns: .*list.*must be JSON"):
         load_settings(_write(tmp_path, ""))
 
 
@@ -168,3 +169,57 @@ def test_load_settings_list_from_environment_as_json(
 
 def test_load_settings_log_level_any_case(tmp_path: Path) -> None:
     assert load_settings(_write(tmp_path, "logging:\n  level: debug\n")).logging.level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        (
+            {"pipeline": "tabular"},
+            "the tabular pipeline needs numeric_columns or categorical_columns, got neither",
+        ),
+        (
+            {"pipeline": "tabular", "numeric_columns": ["a"], "categorical_columns": ["a"]},
+            "column 'a' is named twice among the feature columns",
+        ),
+        ({"text_column": "label"}, "label column 'label' is also a feature column"),
+    ],
+)
+def test_training_inconsistent_columns_raise(
+    tmp_path: Path, training: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^training: {expected}$"):
+        load_settings(_write(tmp_path, ""), training=training)
+
+
+def test_training_unknown_metric_minimum_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path, "training:\n  min_metrics: {f2: 0.5}\n")
+
+    with pytest.raises(ConfigError, match=r"^training\.min_metrics\.f2\.\[key\]: Input should be"):
+        load_settings(path)
+
+
+def test_training_metric_minimum_above_one_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path, "training:\n  min_metrics: {recall: 1.5}\n")
+
+    with pytest.raises(ConfigError, match=r"^training\.min_metrics\.recall: Input should be less"):
+        load_settings(path)
+
+
+def test_tabular_config_loads_feature_columns() -> None:
+    settings = load_settings(DEFAULT_CONFIG_FILE.parent / "tabular.yaml")
+
+    assert settings.training.pipeline == "tabular"
+    assert settings.training.columns is None
+    assert settings.training.feature_columns == ["amount", "hour", "country", "channel"]
+    assert settings.model.uri == "models:/transactions@champion"
+
+
+def test_tabular_config_lists_every_setting() -> None:
+    default = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text(encoding="utf-8"))
+    tabular = yaml.safe_load((DEFAULT_CONFIG_FILE.parent / "tabular.yaml").read_text("utf-8"))
+
+    assert set(tabular) == set(default)
+    for section, value in default.items():
+        if isinstance(value, dict):
+            assert set(tabular[section]) == set(value), section

@@ -107,7 +107,6 @@ def test_read_missing_positive_label_raises(tmp_path: Path) -> None:
         ({"label_column": "kind"}, "label column 'kind' is not in columns"),
         ({"text_column": "body"}, "text column 'body' is not in columns"),
         ({"columns": ["label", "label"]}, "duplicate names in columns"),
-        ({"text_column": "label"}, "label column and text column are both 'label'"),
     ],
 )
 def test_read_inconsistent_columns_raises(
@@ -149,3 +148,58 @@ def test_read_unterminated_csv_quote_raises(tmp_path: Path) -> None:
 
     with pytest.raises(InputFileError, match="malformed .csv file"):
         read_labelled_data(_settings(path))
+
+
+def _tabular(path: Path, **values: Any) -> TrainingSettings:
+    return TrainingSettings(
+        data_path=path,
+        columns=None,
+        pipeline="tabular",
+        numeric_columns=["amount", "hour"],
+        categorical_columns=["country"],
+        positive_label="fraud",
+        **values,
+    )
+
+
+def test_read_header_line_names_columns(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pay.csv", "amount,hour,country,label\n12.5,3,DE,ok\n900,2,NG,fraud\n")
+
+    frame = read_labelled_data(_tabular(path))
+
+    assert list(frame.columns) == ["amount", "hour", "country", "label"]
+    assert frame["amount"].tolist() == [12.5, 900.0]
+    assert str(frame["hour"].dtype) == "float64"
+    assert frame["country"].tolist() == ["DE", "NG"]
+
+
+@pytest.mark.parametrize("bad", ["twelve", "", "nan", "inf"])
+def test_read_non_number_in_numeric_column_raises(tmp_path: Path, bad: str) -> None:
+    text = f"amount,hour,country,label\n12.5,3,DE,ok\n{bad},2,NG,fraud\n"
+    path = _write(tmp_path / "pay.csv", text)
+
+    expected = f"expected a finite number in column 'amount' at line 3, got '{bad}'"
+
+    with pytest.raises(InputFileError, match=expected):
+        read_labelled_data(_tabular(path))
+
+
+def test_read_missing_feature_column_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pay.csv", "amount,hour,label\n12.5,3,ok\n900,2,fraud\n")
+
+    with pytest.raises(InputFileError, match="feature column 'country' is not in columns"):
+        read_labelled_data(_tabular(path))
+
+
+def test_read_header_only_file_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pay.csv", "amount,hour,country,label\n")
+
+    with pytest.raises(InputFileError, match="is empty: expected one labelled row per line"):
+        read_labelled_data(_tabular(path))
+
+
+def test_read_empty_file_without_header_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pay.csv", "")
+
+    with pytest.raises(InputFileError, match="is empty: expected a header line"):
+        read_labelled_data(_tabular(path))

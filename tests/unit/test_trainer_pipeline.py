@@ -90,3 +90,42 @@ def test_evaluate_one_sided_rows_roc_auc_nan(frame: pd.DataFrame) -> None:
 
     assert math.isnan(metrics["roc_auc"])
     assert metrics["precision"] == 0.0
+
+
+PAYMENTS = pd.DataFrame(
+    {
+        "amount": [12.5, 900.0, 30.0, 1500.0, 8.0, 2200.0],
+        "hour": [14.0, 3.0, 11.0, 2.0, 18.0, 4.0],
+        "country": ["DE", "NG", "FR", "NG", "GB", "BR"],
+        "label": ["ok", "fraud", "ok", "fraud", "ok", "fraud"],
+    }
+)
+
+
+def _tabular_settings() -> TrainingSettings:
+    return TrainingSettings(
+        pipeline="tabular",
+        numeric_columns=["amount", "hour"],
+        categorical_columns=["country"],
+        n_estimators=5,
+    )
+
+
+def test_tabular_pipeline_predicts_labels() -> None:
+    features = PAYMENTS[["amount", "hour", "country"]]
+    pipeline = build_pipeline(_tabular_settings())
+
+    pipeline.fit(features, PAYMENTS["label"])
+
+    assert list(pipeline.classes_) == ["fraud", "ok"]
+    assert pipeline.predict(features).tolist() == PAYMENTS["label"].tolist()
+
+
+def test_tabular_pipeline_accepts_unseen_category_and_ints() -> None:
+    pipeline = build_pipeline(_tabular_settings())
+    pipeline.fit(PAYMENTS[["amount", "hour", "country"]], PAYMENTS["label"])
+    unseen = pd.DataFrame({"amount": [2000], "hour": [3], "country": ["ZZ"]})
+
+    probabilities = pipeline.predict_proba(unseen)
+
+    assert probabilities.shape == (1, 2)
