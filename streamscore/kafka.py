@@ -108,3 +108,23 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     if created:
         logger.info("topics created topics=%s partitions=%d", ",".join(created), topics.partitions)
     return created
+
+
+def check_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
+    """Send one metadata request, so that a command fails fast when no broker is reachable.
+
+    Without this check a client retries for `message.timeout.ms` or its own timeout, minutes
+    by default, before it reports anything.
+
+    Raises:
+        BrokerError: no broker returned metadata within `timeout_s`; the message names the fix.
+    """
+    # log_level 0 keeps librdkafka's own connection errors off stderr; the error below says it.
+    admin = AdminClient({**_common(kafka), "log_level": 0})
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"no broker responded at {kafka.bootstrap_servers} within {timeout_s:g} s; start one "
+            f"with 'streamscore broker start' or set kafka.bootstrap_servers"
+        ) from exc

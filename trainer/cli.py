@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from trainer.train import TrainingResult
 
 
+# Stages that `trainer.train.train` reports: read, split, fit, evaluate, log, register.
+TRAINING_STAGES = 6
+
+
 @click.command()
 @click.option(
     "--data",
@@ -35,7 +39,11 @@ def train(
     """Train the spam model, register a new version and move the alias if it passes the gate.
 
     The alias moves only when the held-out F1 is at least min_f1. A version that fails the gate is
-    still registered and the command exits 0.
+    still registered and the command exits 0. Progress goes to stderr, one line per stage.
+
+    \b
+    Example:
+      streamscore train --data data/sms_spam_collection.tsv --min-f1 0.85
     """
     from trainer.train import train as run_training
 
@@ -47,7 +55,8 @@ def train(
     # run id is printed below instead.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-    result = run_training(settings)
+    with cli_context.progress("train", total=TRAINING_STAGES, unit="steps") as progress:
+        result = run_training(settings, on_step=progress.stage)
     _print_result(result, settings.training.min_f1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,11 @@ class TrainingResult:
     previous_alias_version: int | None
 
 
-def train(settings: Settings) -> TrainingResult:
+def train(settings: Settings, on_step: Callable[[str], None] | None = None) -> TrainingResult:
     """Train, evaluate and register the spam pipeline, then apply the quality gate.
+
+    `on_step`, when given, is called with a short name as each of the 6 stages starts: read,
+    split, fit, evaluate, log, register (which includes the quality gate).
 
     Steps:
         1. Read the labelled data.
@@ -81,26 +85,33 @@ def train(settings: Settings) -> TrainingResult:
         TrainingError: the MLflow tracking store or registry rejected a request.
     """
     training = settings.training
+    step = on_step or (lambda name: None)
 
     # 1. Read the labelled data.
+    step("read")
     frame = read_labelled_data(training)
 
     # 2. Split it into stratified train and test sets.
+    step("split")
     x_train, x_test, y_train, y_test = _split(frame, training)
 
     # 3. Fit the pipeline on the train set.
+    step("fit")
     pipeline = build_pipeline(training)
     pipeline.fit(x_train, y_train)
 
     # 4. Evaluate it on the test set.
+    step("evaluate")
     metrics = evaluate(pipeline, x_test, y_test, training.positive_label)
 
     try:
         # 5. Log params, metrics and the model to a run.
+        step("log")
         experiment_id = _prepare_tracking(settings)
         run_id, model_info = _log_run(experiment_id, pipeline, x_train, metrics, training)
 
         # 6. Register a new version and wait until it is READY.
+        step("register")
         client = MlflowClient()
         version = _register(client, training.registered_model, model_info, run_id)
         logger.info(
