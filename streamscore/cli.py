@@ -118,11 +118,12 @@ def _register_commands() -> None:
     from producer.cli import publish
     from stream.cli import worker
     from streamscore.broker_cli import broker
+    from streamscore.dead_letters import dead_letters
     from streamscore.demo import demo
     from streamscore.results import results
     from trainer.cli import train
 
-    for command in (broker, train, worker, publish, results, demo):
+    for command in (broker, train, worker, publish, results, dead_letters, demo):
         cli.add_command(command)
 
 
