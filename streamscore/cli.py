@@ -121,9 +121,10 @@ def _register_commands() -> None:
     from streamscore.dead_letters import dead_letters
     from streamscore.demo import demo
     from streamscore.results import results
+    from streamscore.status import status
     from trainer.cli import train
 
-    for command in (broker, train, worker, publish, results, dead_letters, demo):
+    for command in (broker, train, worker, publish, status, results, dead_letters, demo):
         cli.add_command(command)
 
 

@@ -76,6 +76,13 @@ def reader_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def admin_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
+    """Build an admin client's properties."""
+    config = _common(kafka)
+    config.update(overrides)
+    return config
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     """Create the input, output and dead-letter topics unless they exist.
 
@@ -120,7 +127,7 @@ def check_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
         BrokerError: no broker returned metadata within `timeout_s`; the message names the fix.
     """
     # log_level 0 keeps librdkafka's own connection errors off stderr; the error below says it.
-    admin = AdminClient({**_common(kafka), "log_level": 0})
+    admin = AdminClient(admin_config(kafka, log_level=0))
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
