@@ -108,7 +108,9 @@ def publish(
     settings = cli_context.settings(**({"model": {"uri": model_uri}} if model_uri else {}))
 
     if generate_count is not None:
-        events = _generated_events(settings, generate_count, invalid_fraction, seed)
+        events = _generated_events(
+            settings, generate_count, invalid_fraction, seed, quiet=cli_context.quiet
+        )
         total = min(generate_count, limit or generate_count)
     else:
         assert file is not None  # noqa: S101 - _check_source requires FILE without --generate
@@ -178,7 +180,7 @@ def _check_source(
 
 
 def _generated_events(
-    settings: Settings, count: int, invalid_fraction: float, seed: int | None
+    settings: Settings, count: int, invalid_fraction: float, seed: int | None, *, quiet: bool
 ) -> EventGenerator:
     """Load the model's input contract and build the generator of its events."""
     from producer.generate import EventGenerator, read_training_texts
@@ -194,11 +196,12 @@ def _generated_events(
         if spec.type == "string" and spec.name == training.text_column
     ]
     texts = read_training_texts(training) if text_fields else []
-    click.echo(
-        f"generating {count} events for model {scorer.name} version {scorer.version}, fields "
-        f"{', '.join(scorer.contract.names)}",
-        err=True,
-    )
+    if not quiet:
+        click.echo(
+            f"generating {count} events for model {scorer.name} version {scorer.version}, "
+            f"fields {', '.join(scorer.contract.names)}",
+            err=True,
+        )
     return EventGenerator(
         scorer.contract,
         count,

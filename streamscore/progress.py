@@ -69,7 +69,7 @@ class Progress:
         if not quiet and is_terminal:
             self._bar = _rich_bar(self._stream, unit)
         self._stage = ""
-        self._started_at = time.monotonic()
+        self._started_at = self._stage_started_at = time.monotonic()
         self._printed_at = self._started_at
         self._printed_step = 0
 
@@ -88,9 +88,7 @@ class Progress:
     ) -> None:
         if self._stage and exc_type is None:
             # The last stage is done once the task returns.
-            self.completed += 1
-            if self._bar is not None:
-                self._bar.update(self._task, completed=self.completed)
+            self._finish_stage()
         if self._bar is not None:
             self._bar.stop()
         elif not self._quiet and exc_type is None:
@@ -107,16 +105,28 @@ class Progress:
     def stage(self, name: str) -> None:
         """Start a named stage, e.g. "fit", of a task counted in stages. The previous stage is done.
 
-        The first call starts stage 1 and leaves the count at 0.
+        Without a terminal, a line is printed as each stage ends, so that a task that fails in
+        its first stage prints only its error.
         """
         if self._stage:
-            self.completed += 1
+            self._finish_stage()
         self._stage = name
+        self._stage_started_at = time.monotonic()
         if self._bar is not None:
             description = f"{self.description}: {name}"
             self._bar.update(self._task, completed=self.completed, description=description)
+
+    def _finish_stage(self) -> None:
+        self.completed += 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.completed)
         elif not self._quiet:
-            self._print_line()
+            stage_s = time.monotonic() - self._stage_started_at
+            step = f"{self.completed}/{self.total}" if self.total else f"{self.completed}"
+            self._stream.write(
+                f"{self.description}: step {step} {self._stage} done in {stage_s:.1f} s\n"
+            )
+            self._stream.flush()
 
     def _is_line_due(self) -> bool:
         now = time.monotonic()
@@ -139,10 +149,6 @@ class Progress:
     def _format_line(self, elapsed_s: float, *, final: bool) -> str:
         """Format one plain line, e.g. `publish: 500/5574 events (9%), 2,500 events/s, ETA 2 s`."""
         done, total = self.completed, self.total
-        if self._stage and not final:
-            step = f"{done + 1}/{total}" if total else f"{done + 1}"
-            return f"{self.description}: step {step} {self._stage} ({elapsed_s:.1f} s)"
-
         line = f"{self.description}: {f'{done}/{total}' if total else done} {self.unit}"
         if final:
             return f"{line} in {elapsed_s:.1f} s"

@@ -42,6 +42,19 @@ def test_progress_terminal_renders_bar_and_rate() -> None:
     assert "events/s" in output
 
 
+def test_progress_failed_first_stage_prints_nothing() -> None:
+    stream = io.StringIO()
+
+    try:
+        with Progress("train", 3, unit="steps", stream=stream, is_terminal=False) as progress:
+            progress.stage("read")
+            raise FileNotFoundError("absent.tsv")
+    except FileNotFoundError:
+        pass
+
+    assert stream.getvalue() == ""
+
+
 def test_progress_stages_print_one_line_each() -> None:
     stream = io.StringIO()
 
@@ -50,7 +63,7 @@ def test_progress_stages_print_one_line_each() -> None:
             progress.stage(name)
     lines = stream.getvalue().splitlines()
 
-    assert [line.split(" (")[0] for line in lines[:3]] == [
+    assert [line.split(" done in ")[0] for line in lines[:3]] == [
         "train: step 1/3 read",
         "train: step 2/3 fit",
         "train: step 3/3 register",
