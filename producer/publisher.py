@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, islice
@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # Called once per event the broker acknowledged, with the event id and the row it came from.
 OnPublished = Callable[[str, Mapping[str, Any]], None]
+# An event ready to produce: its id (also the message key), its value, and the row it came from.
+EncodedEvent = tuple[str, bytes, Mapping[str, Any]]
 
 # How far ahead of its schedule the sender may run before it waits, in seconds. Waits shorter
 # than this cost more in timer overhead than they add in pacing accuracy.
@@ -67,9 +69,8 @@ def publish(
 ) -> PublishReport:
     """Produce one event per row and wait for every delivery report.
 
-    1. Build each event from the row: its id, the current time and the selected fields.
-    2. Produce it keyed by its id, waiting first when ahead of the `rate` schedule.
-    3. Flush: wait up to `settings.worker.flush_timeout_s` for the remaining delivery reports.
+    Each event is built from its row: its id, the current time and the selected fields. Then
+    `publish_encoded` produces the events.
 
     Args:
         settings: Kafka connection, input topic and flush timeout.
@@ -89,9 +90,56 @@ def publish(
         StreamscoreError: a row lacks a selected field or the id field, or its id is empty.
             Events produced before that row are flushed first.
     """
+    events = _encode_rows(rows, fields, id_field)
+    return publish_encoded(
+        settings, events, limit=limit, rate=rate, topic=topic, on_published=on_published
+    )
+
+
+def _encode_rows(
+    rows: Iterable[Mapping[str, Any]], fields: Sequence[str] | None, id_field: str | None
+) -> Iterator[EncodedEvent]:
+    """Build each row's event lazily, so that its event_time is stamped just before it is sent."""
+    for index, row in enumerate(rows):
+        event_id = _event_id(row, id_field, index)
+        yield event_id, encode_event(event_id, _select(row, fields, index), format_time()), row
+
+
+def publish_encoded(
+    settings: Settings,
+    events: Iterable[EncodedEvent],
+    *,
+    limit: int | None = None,
+    rate: float | None = None,
+    topic: str | None = None,
+    on_published: OnPublished | None = None,
+) -> PublishReport:
+    """Produce already encoded events, keyed by their ids, and wait for every delivery report.
+
+    The value of an encoded event may be any bytes, also bytes that are not a valid event. The
+    generated load of `publish --generate --invalid-fraction` uses that.
+
+    1. Produce each event keyed by its id, waiting first when ahead of the `rate` schedule.
+    2. Flush: wait up to `settings.worker.flush_timeout_s` for the remaining delivery reports.
+
+    Args:
+        settings: Kafka connection, input topic and flush timeout.
+        events: (event id, value, row) triples; the row is passed on to `on_published`.
+        limit: publish at most this many events.
+        rate: events per second (default: as fast as the broker accepts them).
+        topic: topic to publish to (default: `settings.topics.input`).
+        on_published: called with (event_id, row) for each event the broker acknowledged.
+
+    Returns:
+        The counts. An event that has no delivery report when the flush times out counts as
+        failed.
+
+    Raises:
+        StreamscoreError: building an event failed. Events produced before it are flushed first.
+    """
     report = PublishReport(topic=topic or settings.topics.input)
-    pending = iter(islice(rows, limit))
-    # Read the first row before connecting, so that an unreadable file fails before any
+    pending = iter(islice(events, limit))
+    # Build the first event before connecting, so that an unreadable file fails before any
     # connection attempt.
     first = next(pending, None)
     if first is None:
@@ -103,16 +151,13 @@ def publish(
     logger.info("publish started topic=%s limit=%s rate=%s", report.topic, limit, rate)
     start = time.monotonic()
     try:
-        for index, row in enumerate(chain([first], pending)):
-            # 1. Build the event.
-            event_id = _event_id(row, id_field, index)
-            value = encode_event(event_id, _select(row, fields, index), format_time())
-            # 2. Produce it on schedule.
+        for index, (event_id, value, row) in enumerate(chain([first], pending)):
+            # 1. Produce the event on schedule.
             if rate is not None:
                 _wait_until(producer, start + index / rate)
             _produce(producer, report.topic, event_id, value, partial(on_delivery, event_id, row))
     finally:
-        # 3. Flush, also after an error, so that the events already produced are not lost.
+        # 2. Flush, also after an error, so that the events already produced are not lost.
         _flush(producer, report, settings.worker.flush_timeout_s)
         report.elapsed_s = time.monotonic() - start
         logger.info(

@@ -101,6 +101,11 @@ def count_rows(path: Path, *, file_format: str | None = None, has_header: bool =
 def _open(path: Path) -> BinaryIO:
     try:
         return path.open("rb")
+    except FileNotFoundError as exc:
+        raise InputFileError(
+            f"input file {str(path)!r} not found; check the path, which is relative to the "
+            f"directory the command runs in"
+        ) from exc
     except OSError as exc:
         raise InputFileError(f"cannot read input file {str(path)!r}: {exc.strerror}") from exc
 

@@ -205,7 +205,8 @@ def resolve(uri: str, tracking_uri: str) -> tuple[str, str, str]:
         reason = str(exc).splitlines()[0]
         hint = (
             "; run `streamscore train` to register one"
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code)
+            # The SQL store reports a missing alias as INVALID_PARAMETER_VALUE (MLflow 3.17).
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "alias" in reason
             else ""
         )
         raise ModelLoadError(uri, f"{reason} (registry {tracking_uri}){hint}") from exc

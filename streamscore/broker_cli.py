@@ -18,6 +18,10 @@ def broker() -> None:
 
     It listens on the first address of kafka.bootstrap_servers. Topics live in memory only:
     stopping the broker deletes every event.
+
+    \b
+    Example:
+      streamscore broker start && streamscore broker status
     """
 
 
@@ -47,7 +51,12 @@ def start(cli_context: CliContext) -> None:
 @broker.command()
 @click.pass_obj
 def stop(cli_context: CliContext) -> None:
-    """Stop the broker started by `streamscore broker start`."""
+    """Stop the broker started by `streamscore broker start`.
+
+    \b
+    Example:
+      streamscore broker stop
+    """
     settings = cli_context.settings()
     embedded = EmbeddedBroker.from_bootstrap(settings.kafka.bootstrap_servers, settings.state_dir)
     if embedded.stop():
@@ -59,7 +68,12 @@ def stop(cli_context: CliContext) -> None:
 @broker.command()
 @click.pass_obj
 def status(cli_context: CliContext) -> None:
-    """Report whether the broker runs and responds to metadata requests; exit 1 if not."""
+    """Report whether the broker runs and responds to metadata requests; exit 1 if not.
+
+    \b
+    Example:
+      streamscore broker status || streamscore broker start
+    """
     settings = cli_context.settings()
     embedded = EmbeddedBroker.from_bootstrap(settings.kafka.bootstrap_servers, settings.state_dir)
     pid = embedded.running_pid()

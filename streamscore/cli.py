@@ -16,6 +16,7 @@ import click
 from streamscore import __version__
 from streamscore.errors import ConfigError, StreamscoreError
 from streamscore.logs import configure_logging
+from streamscore.progress import Progress
 from streamscore.settings import Settings, load_settings
 
 # Exit codes: 2 is click's own code for usage errors; config errors share it.
@@ -30,12 +31,25 @@ class CliContext:
 
     config_file: Path | None
     debug: bool
+    quiet: bool = False
 
     def settings(self, **overrides: Any) -> Settings:
-        """Load settings once per command and configure logging from them."""
+        """Load settings once per command and configure logging from them.
+
+        With `--quiet`, INFO records are dropped whatever `logging.level` says.
+        """
         settings = load_settings(self.config_file, **overrides)
-        configure_logging(settings.logging)
+        logging_settings = settings.logging
+        if self.quiet and logging_settings.level in ("DEBUG", "INFO"):
+            logging_settings = logging_settings.model_copy(update={"level": "WARNING"})
+        configure_logging(logging_settings)
         return settings
+
+    def progress(
+        self, description: str, total: int | None = None, unit: str = "events"
+    ) -> Progress:
+        """Create the progress report of a long task, silent with `--quiet`."""
+        return Progress(description, total, unit=unit, quiet=self.quiet)
 
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -74,9 +88,15 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
     help="YAML settings file (default: config/default.yaml).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print no progress and no INFO logs, only output and errors.",
+)
 @click.version_option(__version__, prog_name="streamscore")
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, config_file: Path | None, debug: bool, quiet: bool) -> None:
     """Score Kafka events with a scikit-learn model from the MLflow registry.
 
     \b
@@ -86,20 +106,29 @@ def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
       streamscore worker &
       streamscore publish data/sms_spam_collection.tsv --columns label,message --fields message
       streamscore results
+
+    \b
+    Shell completion (bash; zsh and fish work the same way):
+      eval "$(_STREAMSCORE_COMPLETE=bash_source streamscore)"
     """
-    ctx.obj = CliContext(config_file, debug)
+    ctx.obj = CliContext(config_file, debug, quiet)
 
 
 def _register_commands() -> None:
     from producer.cli import publish
     from stream.cli import score_file, worker
     from streamscore.broker_cli import broker
+    from streamscore.dead_letters import dead_letters
     from streamscore.demo import demo
     from streamscore.results import results
+    from streamscore.status import status
     from trainer.cli import train
     from trainer.registry_cli import promote, rollback
 
-    for command in (broker, train, promote, rollback, worker, score_file, publish, results, demo):
+    for command in (
+        broker, train, promote, rollback, worker, score_file, publish, status, results,
+        dead_letters, demo,
+    ):  # fmt: skip
         cli.add_command(command)
 
 
@@ -123,7 +152,7 @@ def run_subcommand(name: str, args: list[str] | None = None) -> None:
     for arg in remaining:
         if arg == "--config":
             group_args += [arg, next(remaining, "")]
-        elif arg.startswith("--config=") or arg == "--debug":
+        elif arg.startswith("--config=") or arg in ("--debug", "--quiet", "-q"):
             group_args.append(arg)
         else:
             command_args.append(arg)

@@ -114,6 +114,13 @@ def reader_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def admin_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
+    """Build an admin client's properties."""
+    config = _common(kafka)
+    config.update(overrides)
+    return config
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     """Create the input, output and dead-letter topics unless they exist.
 
@@ -146,3 +153,23 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     if created:
         logger.info("topics created topics=%s partitions=%d", ",".join(created), topics.partitions)
     return created
+
+
+def check_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
+    """Send one metadata request, so that a command fails fast when no broker is reachable.
+
+    Without this check a client retries for `message.timeout.ms` or its own timeout, minutes
+    by default, before it reports anything.
+
+    Raises:
+        BrokerError: no broker returned metadata within `timeout_s`; the message names the fix.
+    """
+    # log_level 0 keeps librdkafka's own connection errors off stderr; the error below says it.
+    admin = AdminClient(admin_config(kafka, log_level=0))
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"no broker responded at {kafka.bootstrap_servers} within {timeout_s:g} s; start one "
+            f"with 'streamscore broker start' or set kafka.bootstrap_servers"
+        ) from exc

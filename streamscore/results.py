@@ -1,45 +1,30 @@
-"""Read results from the output topic, and the `streamscore results` command that prints them.
-
-The reader assigns every partition of the topic itself and never joins a consumer group or
-commits, so reading results does not disturb the worker or other readers.
-"""
+"""Read results from the output topic, and the `streamscore results` command that prints them."""
 
 from __future__ import annotations
 
-import logging
-import time
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
-    Consumer,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import Message
 
-from streamscore.errors import StreamscoreError
-from streamscore.kafka import reader_config
+from streamscore.kafka import check_broker
 from streamscore.settings import Settings
+from streamscore.topic_reader import read_messages
 
 if TYPE_CHECKING:
     from streamscore.cli import CliContext
 
-logger = logging.getLogger(__name__)
-
 # Keys every result carries. A message without them is reported as invalid.
 _REQUIRED_KEYS = ("event_id", "label")
 
-# How long one consume call waits, in seconds. It bounds how late Ctrl-C is noticed.
-_CONSUME_TIMEOUT_S = 0.5
-# Messages one consume call returns at most.
-_CONSUME_BATCH = 500
+# Percentiles of the latency in the closing summary.
+LATENCY_PERCENTILES = (50, 95, 99)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,106 +52,31 @@ def read_results(
 ) -> Iterator[ResultMessage]:
     """Yield the messages of the output topic, decoded, across all of its partitions.
 
-    Args:
-        settings: Kafka connection and the output topic.
-        topic: topic to read (default: `settings.topics.output`).
-        from_beginning: start at the first message, else at the end.
-        follow: keep waiting for new messages. Otherwise stop once every partition reached the
-            end offset it had when reading began.
-        limit: stop after this many messages.
-        timeout_s: how long to wait for the topic's metadata, and, unless following, for the
-            next message before stopping short of the end offsets.
+    The arguments are those of `streamscore.topic_reader.read_messages`; `topic` defaults to
+    `settings.topics.output`.
 
     Raises:
         StreamscoreError: the metadata request timed out or the topic does not exist.
     """
-    topic = topic or settings.topics.output
-    consumer = Consumer(reader_config(settings.kafka))
-    try:
-        watermarks = _assign_all(consumer, topic, from_beginning, timeout_s)
-        # The end offset of each partition that has messages to read before stopping.
-        end_offsets = {
-            partition: high
-            for partition, (low, high) in watermarks.items()
-            if high > low and from_beginning and not follow
-        }
-        unfinished = set(end_offsets)
-        count = 0
-        last_message_at = time.monotonic()
-        while (follow or unfinished) and (limit is None or count < limit):
-            messages = consumer.consume(_CONSUME_BATCH, _CONSUME_TIMEOUT_S)
-            for message in messages[: None if limit is None else limit - count]:
-                decoded = _decode(message)
-                if decoded is not None:
-                    count += 1
-                    yield decoded
-            if messages:
-                last_message_at = time.monotonic()
-            elif not follow and time.monotonic() - last_message_at > timeout_s:
-                logger.warning(
-                    "results read stopped before the end offsets topic=%s waited_s=%g",
-                    topic,
-                    timeout_s,
-                )
-                return
-            unfinished = _unfinished(consumer, topic, end_offsets, unfinished)
-    finally:
-        consumer.close()
+    messages = read_messages(
+        settings,
+        topic or settings.topics.output,
+        from_beginning=from_beginning,
+        follow=follow,
+        limit=limit,
+        timeout_s=timeout_s,
+    )
+    for message in messages:
+        yield _decode(message)
 
 
-def _assign_all(
-    consumer: Consumer, topic: str, from_beginning: bool, timeout_s: float
-) -> dict[int, tuple[int, int]]:
-    """Assign every partition of the topic and return each partition's (low, high) watermarks."""
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s)
-    except KafkaException as exc:
-        raise StreamscoreError(f"cannot read topic {topic!r}: {exc.args[0].str()}") from exc
-    topic_metadata = metadata.topics.get(topic)
-    if topic_metadata is None or topic_metadata.error is not None or not topic_metadata.partitions:
-        raise StreamscoreError(f"topic {topic!r} not found on the broker")
-
-    watermarks = {}
-    for partition in topic_metadata.partitions:
-        try:
-            watermarks[partition] = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout_s
-            )
-        except KafkaException as exc:
-            raise StreamscoreError(
-                f"cannot read the offsets of topic {topic!r}: {exc.args[0].str()}"
-            ) from exc
-    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    consumer.assign([TopicPartition(topic, partition, start) for partition in watermarks])
-    logger.debug("partitions assigned topic=%s watermarks=%s", topic, watermarks)
-    return watermarks
-
-
-def _unfinished(
-    consumer: Consumer, topic: str, end_offsets: dict[int, int], partitions: set[int]
-) -> set[int]:
-    """Return the partitions whose position is still before their end offset.
-
-    The position, unlike the offset of the last message, also moves past transaction markers,
-    which never reach the application. It is negative until the first fetch from a partition.
-    """
-    if not partitions:
-        return partitions
-    positions = consumer.position([TopicPartition(topic, p) for p in partitions])
-    return {tp.partition for tp in positions if tp.offset < end_offsets[tp.partition]}
-
-
-def _decode(message: Message) -> ResultMessage | None:
-    """Decode one consumed message, or return None for a consumer event that is not a message."""
-    error = message.error()
-    if error is not None:
-        if error.fatal():
-            raise StreamscoreError(f"reading results failed: {error.str()}")
-        logger.warning("consume error error=%s", error.str())
-        return None
-    partition, offset, value = message.partition(), message.offset(), message.value()
-    if partition is None or offset is None:
-        return None
+def _decode(message: Message) -> ResultMessage:
+    """Decode one consumed message of the output topic."""
+    partition, offset, value = (
+        cast(int, message.partition()),
+        cast(int, message.offset()),
+        message.value(),
+    )
 
     try:
         result = orjson.loads(value) if value is not None else None
@@ -185,25 +95,96 @@ def _kind(value: Any) -> str:
     return "no value" if value is None else type(value).__name__
 
 
+def latency_s(result: dict[str, Any]) -> float | None:
+    """Return `scored_at` minus `event_time` in seconds, or None when either is missing."""
+    try:
+        scored_at = datetime.fromisoformat(result["scored_at"])
+        event_time = datetime.fromisoformat(result["event_time"])
+        return (scored_at - event_time).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def percentile(sorted_values: list[float], percent: float) -> float:
+    """Return the nearest-rank percentile of a sorted, non-empty list."""
+    rank = max(1, -(-len(sorted_values) * percent // 100))
+    return sorted_values[int(rank) - 1]
+
+
+def format_latency_summary(latencies: list[float]) -> str:
+    """Format the latency percentiles, e.g. `latency p50 12 ms, p95 40 ms, p99 95 ms`."""
+    if not latencies:
+        return "latency: no result has both event_time and scored_at"
+    ordered = sorted(latencies)
+    parts = [f"p{p} {_format_duration(percentile(ordered, p))}" for p in LATENCY_PERCENTILES]
+    return "latency " + ", ".join(parts)
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if abs(seconds) < 10 else f"{seconds:.1f} s"
+
+
+def wants_json(as_json: bool | None) -> bool:
+    """Return whether to print JSON lines: as requested, else when stdout is not a terminal."""
+    return as_json if as_json is not None else not sys.stdout.isatty()
+
+
 @click.command()
-@click.option("--follow", is_flag=True, help="Keep printing new results until Ctrl-C.")
-@click.option("--json", "as_json", is_flag=True, help="Print each result as its JSON line.")
+@click.option(
+    "--follow", is_flag=True, help="Keep printing new results until Ctrl-C; starts at the end."
+)
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="With --follow: print the results already on the topic first.",
+)
+@click.option(
+    "--json/--table",
+    "as_json",
+    default=None,
+    help="Print JSON lines, or aligned columns (default: columns on a terminal, else JSON).",
+)
 @click.option(
     "--limit", type=click.IntRange(min=1), help="Stop after N messages, invalid ones included."
 )
 @click.option("--topic", help="Topic to read (default: topics.output from the settings).")
 @click.pass_obj
 def results(
-    cli_context: CliContext, follow: bool, as_json: bool, limit: int | None, topic: str | None
+    cli_context: CliContext,
+    follow: bool,
+    from_beginning: bool,
+    as_json: bool | None,
+    limit: int | None,
+    topic: str | None,
 ) -> None:
-    """Print the results on the output topic, then a count per label."""
+    """Print the results on the output topic, then a count per label and latency percentiles.
+
+    Without --follow, prints every result on the topic and stops. The latency of a result is
+    its scored_at minus its event_time. The summary goes to stderr.
+
+    \b
+    Examples:
+      streamscore results --limit 20
+      streamscore results --follow
+      streamscore results --json | jq -r .label
+    """
     settings = cli_context.settings()
+    check_broker(settings.kafka)
+    is_json = wants_json(as_json)
     labels: Counter[str] = Counter()
+    latencies: list[float] = []
     invalid = 0
-    if not as_json:
-        click.echo(_format_line("event_id", "label", "probability", "model_version"))
+    if not is_json:
+        click.echo(_format_line("event_id", "label", "probability", "model_version", "latency"))
+    messages = read_results(
+        settings,
+        topic=topic,
+        from_beginning=from_beginning or not follow,
+        follow=follow,
+        limit=limit,
+    )
     try:
-        for message in read_results(settings, topic=topic, follow=follow, limit=limit):
+        for message in messages:
             if message.result is None or message.value is None:
                 invalid += 1
                 click.echo(
@@ -213,26 +194,36 @@ def results(
                 )
                 continue
             labels[str(message.result["label"])] += 1
+            latency = latency_s(message.result)
+            if latency is not None:
+                latencies.append(latency)
             # A valid result was valid JSON, so its value is valid UTF-8.
-            click.echo(message.value.decode() if as_json else _format_result(message.result))
+            click.echo(
+                message.value.decode() if is_json else _format_result(message.result, latency)
+            )
     except KeyboardInterrupt:
         # Ctrl-C is how `--follow` ends. Without `--follow`, an interruption is an error.
         if not follow:
             raise
     click.echo(_summary(labels, invalid), err=True)
+    if labels:
+        click.echo(format_latency_summary(latencies), err=True)
 
 
-def _format_line(event_id: str, label: str, probability: str, model_version: str) -> str:
-    return f"{event_id:<32}  {label:<8}  {probability:>11}  {model_version}"
+def _format_line(
+    event_id: str, label: str, probability: str, model_version: str, latency: str
+) -> str:
+    return f"{event_id:<32}  {label:<8}  {probability:>11}  {model_version:>13}  {latency:>9}"
 
 
-def _format_result(result: dict[str, Any]) -> str:
+def _format_result(result: dict[str, Any], latency: float | None) -> str:
     probability = result.get("probability")
     return _format_line(
         str(result["event_id"]),
         str(result["label"]),
         f"{probability:.4f}" if isinstance(probability, int | float) else "-",
         str(result.get("model_version", "-")),
+        _format_duration(latency) if latency is not None else "-",
     )
 
 

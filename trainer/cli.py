@@ -31,6 +31,10 @@ def _parse_minimums(
     return minimums
 
 
+# Stages that `trainer.train.train` reports: read, split, fit, evaluate, log, register.
+TRAINING_STAGES = 6
+
+
 @click.command()
 @click.option(
     "--data",
@@ -60,6 +64,11 @@ def train(
     The alias moves only when every metric in training.min_metrics reaches its minimum and the
     training.gate_metric is not lower than the current champion's on the same held-out rows. A
     version that fails the gate is still registered and the command exits 0.
+    Progress goes to stderr, one line per stage.
+
+    \b
+    Example:
+      streamscore train --data data/sms_spam_collection.tsv --min-metric f1=0.85
     """
     from trainer.train import train as run_training
 
@@ -76,7 +85,8 @@ def train(
     # run id is printed below instead.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-    result = run_training(settings)
+    with cli_context.progress("train", total=TRAINING_STAGES, unit="steps") as progress:
+        result = run_training(settings, on_step=progress.stage)
     _print_result(result)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,11 @@ class TrainingResult:
         return self.alias_move is not None
 
 
-def train(settings: Settings) -> TrainingResult:
+def train(settings: Settings, on_step: Callable[[str], None] | None = None) -> TrainingResult:
     """Train, evaluate and register a pipeline, then apply the quality gate.
+
+    `on_step`, when given, is called with a short name as each of the 6 stages starts: read,
+    split, fit, evaluate, log, register (which includes the quality gate).
 
     Steps:
         1. Read the labelled data.
@@ -91,22 +95,28 @@ def train(settings: Settings) -> TrainingResult:
         TrainingError: the MLflow tracking store or registry rejected a request.
     """
     training = settings.training
+    step = on_step or (lambda name: None)
 
     # 1. Read the labelled data.
+    step("read")
     frame = read_labelled_data(training)
 
     # 2. Split it into stratified train and test sets.
+    step("split")
     x_train, x_test, y_train, y_test = _split(frame, training)
 
     # 3. Fit the pipeline on the train set.
+    step("fit")
     pipeline = build_pipeline(training)
     pipeline.fit(x_train, y_train)
 
     # 4. Evaluate it on the test set.
+    step("evaluate")
     metrics = evaluate(pipeline, x_test, y_test, training.positive_label)
     signature = _infer_signature(pipeline, x_train, training)
 
     try:
+        step("log")
         # 5. Compare with the champion on the same test set and decide the gate.
         experiment_id = _prepare_tracking(settings)
         client = MlflowClient()
@@ -130,6 +140,7 @@ def train(settings: Settings) -> TrainingResult:
         logger.info("run logged run_id=%s experiment_id=%s", run_id, experiment_id)
 
         # 7. Register a new version and wait until it is READY.
+        step("register")
         version = _register(client, name, model_info, run_id)
         logger.info(
             "model registered name=%s version=%d run_id=%s %s=%.4f",

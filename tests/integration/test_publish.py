@@ -223,14 +223,81 @@ def test_publish_unreachable_broker_counts_failures(tmp_path: Path) -> None:
     assert report.delivered == 0
 
 
-def test_publish_unreachable_broker_exits_1(tmp_path: Path, sms_file: Path) -> None:
+def test_publish_unreachable_broker_exits_1_fast(tmp_path: Path, sms_file: Path) -> None:
     settings = unreachable_settings(tmp_path)
+    started = time.monotonic()
 
     result = run_cli(settings, tmp_path, "publish", str(sms_file), "--columns", "label,message")
 
     assert result.exit_code == 1
-    assert "published 0 events to events-unreachable" in result.stdout
-    assert "error: 3 of 3 events were not delivered" in result.stderr
+    assert time.monotonic() - started < 15
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"error: no broker responded at {settings.kafka.bootstrap_servers} within 5 s; start one "
+        "with 'streamscore broker start' or set kafka.bootstrap_servers"
+    ]
+
+
+def test_publish_progress_lines_without_terminal(
+    settings_factory: Callable[..., Settings], tmp_path: Path, sms_file: Path
+) -> None:
+    settings = settings_factory()
+
+    result = run_cli(settings, tmp_path, "publish", str(sms_file), "--columns", "label,message")
+
+    assert result.exit_code == 0, result.output
+    assert "publish: 3/3 events in " in result.stderr
+
+
+def test_publish_quiet_prints_no_progress(
+    settings_factory: Callable[..., Settings], tmp_path: Path, sms_file: Path
+) -> None:
+    settings = settings_factory()
+    config_file = tmp_path / "settings.yaml"
+    config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")), encoding="utf-8")
+    from streamscore.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["--quiet", "--config", str(config_file), "publish", str(sms_file)]
+        + ["--columns", "label,message"],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.startswith("published 3 events")
+
+
+def test_publish_without_file_or_generate_exits_2(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    result = run_cli(settings_factory(), tmp_path, "publish")
+
+    assert result.exit_code == 2
+    assert "missing FILE: give a file to publish, or --generate N" in result.stderr
+
+
+def test_publish_unknown_field_exits_1_naming_columns(
+    settings_factory: Callable[..., Settings], tmp_path: Path, sms_file: Path
+) -> None:
+    settings = settings_factory()
+
+    result = run_cli(
+        settings,
+        tmp_path,
+        "publish",
+        str(sms_file),
+        "--columns",
+        "label,message",
+        "--fields",
+        "txt",
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {sms_file}: unknown field 'txt', expected one of the columns in the given "
+        "columns: label, message"
+    ]
 
 
 def test_producer_module_runs_publish_command() -> None:

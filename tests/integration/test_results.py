@@ -118,17 +118,27 @@ def test_read_results_unknown_topic_raises(settings_factory: Callable[..., Setti
 def test_results_command_prints_lines_and_summary(
     settings_with_results: Settings, tmp_path: Path
 ) -> None:
-    output = run_cli(settings_with_results, tmp_path, "results")
+    output = run_cli(settings_with_results, tmp_path, "results", "--table")
     lines = output.stdout.splitlines()
+    summary = output.stderr.strip().splitlines()
 
     assert output.exit_code == 0, output.output
-    assert lines[0].split() == ["event_id", "label", "probability", "model_version"]
+    assert lines[0].split() == ["event_id", "label", "probability", "model_version", "latency"]
     assert sorted(line.split() for line in lines[1:]) == [
-        ["e-1", "ham", "0.9000", "3"],
-        ["e-2", "spam", "0.7500", "3"],
-        ["e-3", "ham", "0.5000", "3"],
+        ["e-1", "ham", "0.9000", "3", "100", "ms"],
+        ["e-2", "spam", "0.7500", "3", "100", "ms"],
+        ["e-3", "ham", "0.5000", "3", "100", "ms"],
     ]
-    assert output.stderr.strip().splitlines()[-1] == "3 results: ham 2, spam 1"
+    assert summary[-2] == "3 results: ham 2, spam 1"
+    assert summary[-1] == "latency p50 100 ms, p95 100 ms, p99 100 ms"
+
+
+def test_results_command_piped_prints_json(settings_with_results: Settings, tmp_path: Path) -> None:
+    output = run_cli(settings_with_results, tmp_path, "results")
+    printed = [orjson.loads(line) for line in output.stdout.splitlines()]
+
+    assert output.exit_code == 0, output.output
+    assert sorted(printed, key=lambda item: item["event_id"]) == RESULTS
 
 
 def test_results_command_json_prints_objects_unchanged(
@@ -159,7 +169,7 @@ def test_results_command_invalid_message_counted(
     assert output.exit_code == 0, output.output
     assert "offset 1: not a result: invalid JSON" in output.stderr
     assert "offset 2: not a result: expected a JSON object, got list" in output.stderr
-    assert output.stderr.strip().splitlines()[-1] == "1 result: spam 1; 2 invalid messages skipped"
+    assert output.stderr.strip().splitlines()[-2] == "1 result: spam 1; 2 invalid messages skipped"
 
 
 def test_results_command_topic_option_reads_that_topic(
@@ -182,7 +192,7 @@ def test_results_follow_ctrl_c_prints_summary(
     )
     command = [sys.executable, "-c", "from streamscore.cli import main; main()"]
     process = subprocess.Popen(
-        [*command, "--config", str(config_file), "results", "--follow"],
+        [*command, "--config", str(config_file), "results", "--follow", "--from-beginning"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -190,13 +200,13 @@ def test_results_follow_ctrl_c_prints_summary(
     )
     try:
         assert process.stdout is not None
-        # Header plus three results: once they are printed, the command is following.
-        printed = [process.stdout.readline() for _ in range(4)]
+        # Three JSON lines, because stdout is a pipe: once printed, the command is following.
+        printed = [process.stdout.readline() for _ in range(3)]
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=15)
     finally:
         process.kill()
 
-    assert len(printed) == 4
+    assert len(printed) == 3
     assert process.returncode == 0, stderr
-    assert stderr.strip().splitlines()[-1] == "3 results: ham 2, spam 1"
+    assert stderr.strip().splitlines()[-2] == "3 results: ham 2, spam 1"

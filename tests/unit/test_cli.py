@@ -18,7 +18,9 @@ COMMANDS = [
     ["train"],
     ["worker"],
     ["publish"],
+    ["status"],
     ["results"],
+    ["dead-letters"],
     ["demo"],
 ]
 
@@ -29,6 +31,26 @@ def test_cli_help_of_every_command(command: list[str]) -> None:
 
     assert result.exit_code == 0
     assert "Usage:" in result.output
+    assert "Example" in result.output
+
+
+def test_cli_bash_completion_prints_script() -> None:
+    result = CliRunner().invoke(
+        cli, [], env={"_STREAMSCORE_COMPLETE": "bash_source"}, prog_name="streamscore"
+    )
+
+    assert result.exit_code == 0
+    assert "_streamscore_completion()" in result.output
+    assert "complete -o nosort -F _streamscore_completion streamscore" in result.output
+
+
+def test_cli_quiet_is_moved_before_the_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr("streamscore.cli.main", calls.append)
+
+    run_subcommand("publish", ["--quiet", "data.tsv"])
+
+    assert calls == [["--quiet", "publish", "data.tsv"]]
 
 
 def test_cli_version_printed() -> None:

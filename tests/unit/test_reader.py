@@ -71,7 +71,9 @@ def test_read_rows_is_lazy(tmp_path: Path) -> None:
 def test_read_rows_missing_file_names_path(tmp_path: Path) -> None:
     path = tmp_path / "absent.tsv"
 
-    with pytest.raises(InputFileError, match=r"cannot read input file '.*absent\.tsv'"):
+    with pytest.raises(
+        InputFileError, match=r"input file '.*absent\.tsv' not found; check the path"
+    ):
         list(read_rows(path))
 
 
