@@ -8,7 +8,7 @@ output, `<output stem>.rejected.jsonl`, with their row number, reason and error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -48,6 +48,7 @@ def score_file(
     file_format: str | None = None,
     columns: Sequence[str] | None = None,
     id_field: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> BatchReport:
     """Score every row of `source` in batches of `batch_size` and write the results.
 
@@ -59,6 +60,7 @@ def score_file(
         file_format: `tsv`, `csv` or `jsonl`; default from the extension.
         columns: column names of a CSV or TSV file without a header line.
         id_field: row field with the event id; default `row-N`, N being the row's number.
+        on_batch: called with the number of rows after each batch, e.g. to show progress.
 
     Raises:
         InputFileError: the file cannot be read, or the output cannot be written.
@@ -70,6 +72,8 @@ def score_file(
         with output.open("wb") as results, report.rejected_output.open("wb") as rejected:
             for chunk in _chunks(enumerate(rows, start=1), batch_size):
                 _score_chunk(scorer, chunk, is_text, id_field, results, rejected, report)
+                if on_batch is not None:
+                    on_batch(len(chunk))
     except OSError as exc:
         raise InputFileError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     logger.info(

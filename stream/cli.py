@@ -151,6 +151,7 @@ def score_file(
     Example:
       streamscore score-file data/sms_spam_collection.tsv scores.jsonl --columns label,message
     """
+    from producer.reader import count_rows
     from stream.batch import score_file as score
     from stream.scorer import Scorer
 
@@ -160,15 +161,18 @@ def score_file(
         settings.model.uri, settings.model.tracking_uri, settings.worker.max_event_bytes
     )
     names = [name.strip() for name in columns.split(",")] if columns else None
-    report = score(
-        scorer,
-        source,
-        output,
-        batch_size=settings.worker.batch_size,
-        file_format=file_format,
-        columns=names,
-        id_field=id_field,
-    )
+    total = count_rows(source, file_format=file_format, has_header=names is None)
+    with cli_context.progress("score-file", total=total) as progress:
+        report = score(
+            scorer,
+            source,
+            output,
+            batch_size=settings.worker.batch_size,
+            file_format=file_format,
+            columns=names,
+            id_field=id_field,
+            on_batch=progress.advance,
+        )
     click.echo(
         f"scored {report.scored} rows of {source} with {scorer.name} version {scorer.version} "
         f"into {report.output}; {report.rejected} rejected ({report.rejected_output})"

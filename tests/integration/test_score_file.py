@@ -55,6 +55,7 @@ def test_score_file_matches_streaming(
 
     assert result.exit_code == 0, result.output
     assert "scored 300 rows" in result.output
+    assert "score-file: 300/300 events in" in result.output
     batch = {
         row["event_id"]: (row["label"], row["probability"])
         for row in map(orjson.loads, (tmp_path / "out.jsonl").read_bytes().splitlines())
