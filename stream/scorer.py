@@ -83,17 +83,18 @@ class Scorer:
             ModelLoadError: the model cannot be loaded or fails on its own input example.
         """
         import mlflow
+        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
         from mlflow.models import Model
 
         exact_uri = f"models:/{name}/{version}"
-        # MLflow resolves models:/ URIs through its process-wide registry URI, not only the
-        # arguments below; left unset it would open ./mlflow.db.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
         try:
+            # Ask this registry for the artifact location instead of downloading `models:/`,
+            # which MLflow would resolve through its process-wide registry URI.
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            source = client.get_model_version_download_uri(name, version)
             local_path = mlflow.artifacts.download_artifacts(
-                artifact_uri=exact_uri, tracking_uri=tracking_uri, registry_uri=tracking_uri
+                artifact_uri=source, tracking_uri=tracking_uri
             )
             model = mlflow.sklearn.load_model(local_path)
             metadata = Model.load(local_path)

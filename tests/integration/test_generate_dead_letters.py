@@ -82,7 +82,7 @@ def test_dead_letters_table_shows_reasons(scored_settings: Settings, tmp_path: P
     assert lines[0].split() == ["position", "reason", "key", "message"]
     assert len(lines) == 2
     assert "not_object" in lines[1]
-    assert "expected a JSON object, got list" in lines[1]
+    assert "expected a JSON object, got an array" in lines[1]
 
 
 def test_dead_letters_replay_keeps_key_and_value(scored_settings: Settings, tmp_path: Path) -> None:
