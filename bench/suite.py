@@ -86,13 +86,22 @@ def child_loop(context: BenchContext, name: str, input_topic: str, events: int) 
     return _finish(child, reader, events)
 
 
-def workers(context: BenchContext, name: str, count: int, events: int) -> RunResult:
-    """Run `count` worker processes in one group until the output holds `events` results."""
+def workers(
+    context: BenchContext, name: str, count: int, events: int, profile: Path | None = None
+) -> RunResult:
+    """Run `count` worker processes in one group until the output holds `events` results.
+
+    With `profile`, the first worker runs under pyinstrument, which writes its text report there.
+    """
     settings = context.settings(name)
     create_topics(context.bootstrap, [settings.topics.output, settings.topics.dead_letter])
     config = write_config(settings, context.state_dir / f"{name}.yaml")
     reader = ResultReader(context.bootstrap, settings.topics.output)
     children = [_start_worker(context, f"{name}-{i}", config) for i in range(count)]
+    if profile is not None:
+        children[0].stop()
+        wrapper = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(profile), "-m"]
+        children[0] = _start(context, f"{name}-0", [*wrapper, "stream", "--config", str(config)])
     produced = reader.wait(events, RUN_TIMEOUT_S, [child.process for child in children])
     peaks = [child.stop() for child in children]
     reader.close()
