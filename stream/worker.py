@@ -93,11 +93,24 @@ class Worker:
         )
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(worker.batch_size, worker.batch_wait_ms / 1000)
+                messages = self._poll_batch()
                 if messages:
                     self.process(messages)
         finally:
             self._close()
+
+    def _poll_batch(self) -> list[Message]:
+        """Poll up to `batch_size` events: wait for the first, then take those already fetched.
+
+        `Consumer.consume` returns only when the batch is full or the timeout passed, so at a
+        low rate every event would wait up to `batch_wait_ms`. Waiting only for the first event
+        keeps latency low, while a backlog still fills whole batches from the local queue.
+        """
+        worker = self._settings.worker
+        messages = self._consumer.consume(1, worker.batch_wait_ms / 1000)
+        if messages and worker.batch_size > 1:
+            messages += self._consumer.consume(worker.batch_size - 1, 0)
+        return messages
 
     def process(self, messages: list[Message]) -> None:
         """Handle one polled batch.
