@@ -28,6 +28,15 @@ from bench.measure import RunResult, not_run
 from streamscore.broker import EmbeddedBroker, free_port
 
 EXACTLY_ONCE_NOTE = "not implemented: the worker has no exactly-once mode yet"
+THROUGHPUT_RUNS = (
+    "model_ceiling",
+    "kafka_ceiling",
+    "streamscore",
+    "streamscore_exactly_once",
+    "scaling_2_workers",
+    "naive_loop",
+    "quix_streams",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--latency-s", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--no-quix", action="store_true", help="skip the quix_streams run")
+    parser.add_argument(
+        "--runs",
+        default=",".join(THROUGHPUT_RUNS),
+        help="comma-separated throughput runs to make (default: all); the others are recorded "
+        "as not selected",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: a 5-tree model, 1 repeat, 2 s latency run"
     )
@@ -135,40 +150,34 @@ def _throughput_runs(
     quix_error: str | None,
     started: float,
 ) -> dict[str, list[RunResult]]:
-    samples: dict[str, list[RunResult]] = {
-        name: []
-        for name in (
-            "model_ceiling",
-            "kafka_ceiling",
-            "streamscore",
-            "streamscore_exactly_once",
-            "naive_loop",
-            "quix_streams",
-            "scaling_2_workers",
-        )
+    selected = set(args.runs.split(","))
+    unknown = selected - set(THROUGHPUT_RUNS)
+    if unknown:
+        raise SystemExit(f"error: unknown run(s) {', '.join(sorted(unknown))}")
+    small = "bench-events-small"
+    makers = {
+        "model_ceiling": lambda: suite.model_ceiling(context, args.events),
+        "kafka_ceiling": lambda: suite.child_loop(
+            context, "kafka_ceiling", context.input_topic, args.events
+        ),
+        "streamscore": lambda: suite.workers(context, "streamscore", 1, args.events),
+        "streamscore_exactly_once": lambda: not_run(EXACTLY_ONCE_NOTE),
+        "scaling_2_workers": lambda: suite.workers(context, "scaling_2_workers", 2, args.events),
+        "naive_loop": lambda: suite.child_loop(context, "naive_loop", small, args.small_events),
+        "quix_streams": lambda: (
+            not_run("skipped with --no-quix")
+            if args.no_quix
+            else not_run(quix_error)
+            if quix_error
+            else suite.quix_streams(context, small, args.small_events, model_file)
+        ),
     }
+    samples: dict[str, list[RunResult]] = {name: [] for name in THROUGHPUT_RUNS}
     for repeat in range(1, args.repeats + 1):
         _step(f"repeat {repeat} of {args.repeats}", started)
-        samples["model_ceiling"].append(suite.model_ceiling(context, args.events))
-        samples["kafka_ceiling"].append(
-            suite.child_loop(context, "kafka_ceiling", context.input_topic, args.events)
-        )
-        samples["streamscore"].append(suite.workers(context, "streamscore", 1, args.events))
-        samples["streamscore_exactly_once"].append(not_run(EXACTLY_ONCE_NOTE))
-        samples["scaling_2_workers"].append(
-            suite.workers(context, "scaling_2_workers", 2, args.events)
-        )
-        samples["naive_loop"].append(
-            suite.child_loop(context, "naive_loop", "bench-events-small", args.small_events)
-        )
-        if args.no_quix:
-            samples["quix_streams"].append(not_run("skipped with --no-quix"))
-        elif quix_error:
-            samples["quix_streams"].append(not_run(quix_error))
-        else:
-            samples["quix_streams"].append(
-                suite.quix_streams(context, "bench-events-small", args.small_events, model_file)
-            )
+        for name in THROUGHPUT_RUNS:
+            run = makers[name] if name in selected else lambda: not_run("not selected")
+            samples[name].append(run())
         rates = {n: s[-1].events_per_s for n, s in samples.items() if s[-1].events_per_s}
         _step("  " + ", ".join(f"{n} {r:,.0f}/s" for n, r in rates.items()), started)
     return samples

@@ -20,9 +20,9 @@ from streamscore.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "sms_spam_collection.tsv"
 
-# Tansu completes a group join after about half the session timeout; 6 s keeps the join short
+# Tansu completes a group join after about half the session timeout; 3 s keeps the join short
 # while leaving a loaded 2-core machine room for heartbeats.
-SESSION_TIMEOUT_MS = 6_000
+SESSION_TIMEOUT_MS = 3_000
 HEARTBEAT_INTERVAL_MS = 1_000
 PARTITIONS = 4
 MODEL_NAME = "sms-spam-bench"

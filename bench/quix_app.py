@@ -9,6 +9,7 @@ Usage: python quix_app.py BOOTSTRAP INPUT OUTPUT GROUP MODEL_FILE EVENTS
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import joblib
 import pandas as pd
@@ -18,14 +19,16 @@ from quixstreams import Application
 def main(argv: list[str]) -> int:
     """Score `events` events of the input topic into the output topic, then return."""
     bootstrap, input_name, output_name, group, model_file, events = argv
+    state_dir = str(Path(model_file).parent / "quix-state")
     model = joblib.load(model_file)  # a file the bench wrote from the registered model
 
     app = Application(
         broker_address=bootstrap,
         consumer_group=group,
+        state_dir=state_dir,
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",
-        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        consumer_extra_config={"session.timeout.ms": 3000, "heartbeat.interval.ms": 1000},
     )
     input_topic = app.topic(input_name, value_deserializer="json")
     output_topic = app.topic(output_name, value_serializer="json")
