@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from confluent_kafka import Producer
 
 from bench.context import REPO, BenchContext, create_topics, sms_messages, write_config
 from bench.measure import (
@@ -22,7 +23,8 @@ from bench.measure import (
     timings,
     wait_for_exit,
 )
-from producer.publisher import publish
+from streamscore.events import encode_event, format_time
+from streamscore.kafka import producer_config
 from streamscore.settings import Settings
 
 QUIX_VENV = REPO / "bench" / ".venv-quix"
@@ -147,10 +149,11 @@ def latency(context: BenchContext, rate: float, duration_s: float) -> LatencyRun
     reader = ResultReader(context.bootstrap, topics.output, is_per_message=True)
     child = _start_worker(context, "latency", config)
     events = max(2, int(rate * duration_s))
+    publisher = _PacedPublisher(settings)
     try:
-        _publish(settings, WARMUP_EVENTS, None, "warmup-")
+        publisher.publish(WARMUP_EVENTS, None, "warmup-")
         reader.wait(WARMUP_EVENTS, 60, [child.process])
-        _publish(settings, events, rate, "")
+        publisher.publish(events, rate, "")
         produced = reader.wait(WARMUP_EVENTS + events, 60, [child.process])
     finally:
         peak_rss_mb = child.stop()
@@ -189,12 +192,35 @@ def _finish(child: Child, reader: ResultReader, events: int) -> RunResult:
     return summarise(result_s, event_s, peak_rss_mb)
 
 
-def _publish(settings: Settings, count: int, rate: float | None, id_prefix: str) -> None:
-    messages = sms_messages()
-    rows = ({"id": f"{id_prefix}{i}", "message": messages[i % len(messages)]} for i in range(count))
-    report = publish(settings, rows, fields=["message"], id_field="id", rate=rate)
-    if report.failed:
-        raise RuntimeError(f"{report.failed} of {count} latency events were not delivered")
+class _PacedPublisher:
+    """One connected producer for the latency run's warm-up and its paced events.
+
+    `producer.publisher.publish` connects a new producer per call, and the first events of a
+    call wait for that connection after their event time was stamped, which the latency run
+    would count against the worker.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._producer = Producer(producer_config(settings.kafka))
+        self._topic = settings.topics.input
+        self._messages = sms_messages()
+
+    def publish(self, count: int, rate: float | None, id_prefix: str) -> None:
+        """Produce `count` events at `rate` events/s, stamping each when it is sent."""
+        started = time.monotonic()
+        for index in range(count):
+            if rate is not None:
+                delay_s = started + index / rate - time.monotonic()
+                if delay_s > 0:
+                    self._producer.poll(delay_s)
+            event_id = f"{id_prefix}{index}"
+            message = self._messages[index % len(self._messages)]
+            value = encode_event(event_id, {"message": message}, format_time())
+            self._producer.produce(self._topic, value, event_id.encode())
+            self._producer.poll(0)
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} of {count} latency events were not delivered")
 
 
 def _bench_runs(name: str, context: BenchContext, settings: Settings, events: int) -> list[str]:
