@@ -20,7 +20,7 @@ from typing import cast
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream.metrics import WorkerMetrics
+from stream.metrics import WorkerMetrics, observe_many
 from stream.scorer import Prediction, Scorer
 from streamscore.events import Event, InvalidEventError, Reason, format_time
 from streamscore.kafka import consumer_config, producer_config
@@ -40,6 +40,11 @@ class _Batch:
     events: list[tuple[Message, Event]] = field(default_factory=list)
     rejected: list[tuple[Message, Reason, str]] = field(default_factory=list)
     failed_offsets: dict[PartitionKey, int] = field(default_factory=dict)
+    # When the batch's predict_proba call returned; every result of the batch carries it.
+    scored_at: str = ""
+    # Seconds from event time to delivery report, per delivered result; metrics take them
+    # per batch, because a histogram observation per event cost more than producing it.
+    latencies_s: list[float] = field(default_factory=list)
 
 
 class Worker:
@@ -146,6 +151,8 @@ class Worker:
 
         # 4. Flush.
         self._flush()
+        self._metrics.results_produced.inc(len(batch.latencies_s))
+        observe_many(self._metrics.end_to_end_latency, batch.latencies_s)
 
         # 5. Store offsets.
         self._store_offsets(batch)
@@ -164,6 +171,7 @@ class Worker:
         started = time.perf_counter()
         scored = self._scorer.score([event for _, event in batch.events])
         self._metrics.scoring_duration.observe(time.perf_counter() - started)
+        batch.scored_at = format_time()
         for index, detail in scored.failures.items():
             batch.rejected.append((batch.events[index][0], Reason.SCORING_FAILED, detail))
         return scored.predictions
@@ -178,7 +186,7 @@ class Worker:
             "model_name": self._scorer.name,
             "model_version": self._scorer.version,
             "event_time": event.event_time,
-            "scored_at": format_time(),
+            "scored_at": batch.scored_at,
         }
         headers: Headers = [
             ("model.name", self._scorer.name.encode()),
@@ -244,8 +252,7 @@ class Worker:
         """Count one delivery report; a failure marks its source event for re-reading."""
         if error is None:
             if reason is None:
-                self._metrics.results_produced.inc()
-                self._metrics.end_to_end_latency.observe(max(0.0, time.time() - origin_s))
+                batch.latencies_s.append(max(0.0, time.time() - origin_s))
             else:
                 self._metrics.events_dead_lettered.labels(reason.value).inc()
             return
