@@ -18,12 +18,13 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import orjson
 
 from bench import report, suite
-from bench.context import BenchContext, create_topics, publish_backlog, train_model
+from bench.context import MODEL_URI, BenchContext, create_topics, publish_backlog, train_model
 from bench.measure import RunResult, not_run
 from streamscore.broker import EmbeddedBroker, free_port
 
@@ -64,12 +65,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke run: a 5-tree model, 1 repeat, 2 s latency run"
     )
     parser.add_argument(
+        "--bootstrap", help="use the Kafka broker at host:port instead of starting Tansu"
+    )
+    parser.add_argument(
+        "--model-uri", help="serve this registered model (with --tracking-uri) instead of training"
+    )
+    parser.add_argument("--tracking-uri", help="MLflow registry of --model-uri")
+    parser.add_argument(
         "--output",
         type=Path,
         default=Path(__file__).parent / "results",
         help="directory for latest.json and latest.png",
     )
     args = parser.parse_args(argv)
+    if bool(args.model_uri) != bool(args.tracking_uri):
+        parser.error("--model-uri and --tracking-uri go together")
     if args.quick:
         args.repeats = 1
         args.latency_s = 2.0
@@ -86,23 +96,29 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="streamscore-bench-") as state:
         state_dir = Path(state)
-        broker = EmbeddedBroker("127.0.0.1", free_port(), state_dir / "broker")
-        broker.start()
+        broker = None
+        if not args.bootstrap:
+            broker = EmbeddedBroker("127.0.0.1", free_port(), state_dir / "broker")
+            broker.start()
         try:
             # 1. The model and 2. the backlog.
+            suffix = uuid.uuid4().hex[:8]
             context = BenchContext(
-                bootstrap=broker.address,
-                tracking_uri=f"sqlite:///{state_dir / 'mlflow.db'}",
+                bootstrap=args.bootstrap or broker.address,  # type: ignore[union-attr]
+                tracking_uri=args.tracking_uri or f"sqlite:///{state_dir / 'mlflow.db'}",
                 state_dir=state_dir,
-                input_topic="bench-events",
+                input_topic=f"bench-events-{suffix}",
+                small_topic=f"bench-events-small-{suffix}",
+                model_uri=args.model_uri or MODEL_URI,
             )
-            _step("training the reference model", started)
-            train_model(context, args.quick)
+            if not args.model_uri:
+                _step("training the reference model", started)
+                train_model(context, args.quick)
             model_file = _export_model(context)
             _step(f"publishing {args.events:,} events", started)
-            create_topics(context.bootstrap, [context.input_topic, "bench-events-small"])
+            create_topics(context.bootstrap, [context.input_topic, context.small_topic])
             publish_backlog(context.bootstrap, context.input_topic, args.events)
-            publish_backlog(context.bootstrap, "bench-events-small", args.small_events)
+            publish_backlog(context.bootstrap, context.small_topic, args.small_events)
 
             # 3. Throughput runs.
             samples = _throughput_runs(context, args, model_file, quix_error, started)
@@ -112,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             _step(f"latency run at {rate:,.0f} events/s for {args.latency_s:g} s", started)
             latency = suite.latency(context, rate, args.latency_s)
         finally:
-            broker.stop()
+            if broker is not None:
+                broker.stop()
 
     # 5. Report.
     runs = {name: report.median_record(runs) for name, runs in samples.items()}
     runs["streamscore_latency"] = report.median_record([latency.result])
+    runs["streamscore_latency"]["rss_growth_mb_per_min"] = report.rss_growth(latency.rss_samples)
     runs["scaling_1_worker"] = {**runs["streamscore"], "note": "the streamscore run"}
     checked = report.targets(samples, runs)
     elapsed_s = time.monotonic() - started
@@ -154,7 +172,7 @@ def _throughput_runs(
     unknown = selected - set(THROUGHPUT_RUNS)
     if unknown:
         raise SystemExit(f"error: unknown run(s) {', '.join(sorted(unknown))}")
-    small = "bench-events-small"
+    small = context.small_topic
     makers = {
         "model_ceiling": lambda: suite.model_ceiling(context, args.events),
         "kafka_ceiling": lambda: suite.child_loop(

@@ -26,17 +26,19 @@ SESSION_TIMEOUT_MS = 3_000
 HEARTBEAT_INTERVAL_MS = 1_000
 PARTITIONS = 4
 MODEL_NAME = "sms-spam-bench"
+MODEL_URI = f"models:/{MODEL_NAME}@champion"
 
 
 @dataclass(frozen=True)
 class BenchContext:
-    """The broker address, the MLflow store, the state directory and the shared input topic."""
+    """The broker, the MLflow store, the state directory, the input topics and the model."""
 
     bootstrap: str
     tracking_uri: str
     state_dir: Path
     input_topic: str
-    model_uri: str = f"models:/{MODEL_NAME}@champion"
+    small_topic: str = ""
+    model_uri: str = MODEL_URI
 
     def settings(self, name: str, **sections: dict[str, Any]) -> Settings:
         """Build worker settings for one run: its own group and output topic, the shared input.

@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.context import REPO
 from bench.measure import RunResult
 
@@ -75,6 +77,19 @@ def targets(
         met = None if value is None else (value >= goal if relation == ">=" else value <= goal)
         checked.append({"target": name, "value": value, "goal": f"{relation} {goal:g}", "met": met})
     return checked
+
+
+def rss_growth(samples: list[tuple[float, float]], settle_s: float = 10.0) -> float | None:
+    """Return the worker's RSS trend in MB per minute: the least-squares slope after settling.
+
+    The first `settle_s` seconds (model load, group join, first batches) are left out.
+    """
+    points = [(t, rss) for t, rss in samples if t >= settle_s]
+    if len(points) < 10:
+        return None
+    times, values = zip(*points, strict=True)
+    slope_per_s = float(np.polyfit(times, values, 1)[0])
+    return slope_per_s * 60
 
 
 def _rate(samples: dict[str, list[RunResult]], name: str, index: int) -> float | None:
