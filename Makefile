@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck train worker publish results broker-start broker-stop run-stack stop-stack
+.PHONY: help install demo test bench lint typecheck train worker publish results broker-start broker-stop run-stack stop-stack
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,6 +26,13 @@ test: $(STAMP) ## Run the whole test suite against a real broker it starts itsel
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
 	exit $$status
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## Measure the worker against its ceilings and peers (under 10 minutes)
+	$(BIN)/python -m bench
 
 lint: $(STAMP) ## Check formatting and lint rules
 	$(BIN)/ruff format --check .

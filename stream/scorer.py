@@ -154,8 +154,13 @@ class Scorer:
                 failures[index] = f"{type(exc).__name__}: {exc}"
         return ScoredBatch(predictions, failures, self.classes)
 
-    def result(self, event: Event, prediction: Prediction) -> dict[str, Any]:
-        """Build the result document of one scored event, as the output topic carries it."""
+    def result(
+        self, event: Event, prediction: Prediction, scored_at: str | None = None
+    ) -> dict[str, Any]:
+        """Build the result document of one scored event, as the output topic carries it.
+
+        `scored_at` defaults to now; the worker passes one time for its whole batch.
+        """
         return {
             "event_id": event.event_id,
             "label": prediction.label,
@@ -163,7 +168,7 @@ class Scorer:
             "model_name": self.name,
             "model_version": self.version,
             "event_time": event.event_time,
-            "scored_at": format_time(),
+            "scored_at": scored_at or format_time(),
         }
 
     @property

@@ -20,11 +20,11 @@ from typing import cast
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream.metrics import WorkerMetrics
+from stream.metrics import WorkerMetrics, observe_many
 from stream.reload import ModelWatcher
 from stream.scorer import Prediction, Scorer
 from stream.shadow import compare_with_shadow
-from streamscore.events import Event, InvalidEventError, Reason
+from streamscore.events import Event, InvalidEventError, Reason, format_time
 from streamscore.kafka import consumer_config, producer_config
 from streamscore.settings import Settings
 
@@ -42,6 +42,11 @@ class _Batch:
     events: list[tuple[Message, Event]] = field(default_factory=list)
     rejected: list[tuple[Message, Reason, str]] = field(default_factory=list)
     failed_offsets: dict[PartitionKey, int] = field(default_factory=dict)
+    # When the batch's predict_proba call returned; every result of the batch carries it.
+    scored_at: str = ""
+    # Seconds from event time to delivery report, per delivered result; metrics take them
+    # per batch, because a histogram observation per event cost more than producing it.
+    latencies_s: list[float] = field(default_factory=list)
 
 
 class Worker:
@@ -109,7 +114,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 self._swap_models()
-                messages = self._consumer.consume(worker.batch_size, worker.batch_wait_ms / 1000)
+                messages = self._poll_batch()
                 if messages:
                     self.process(messages)
         finally:
@@ -137,6 +142,19 @@ class Worker:
             )
             self._shadow = shadow
             logger.info("shadow model swapped name=%s version=%s", shadow.name, shadow.version)
+
+    def _poll_batch(self) -> list[Message]:
+        """Poll up to `batch_size` events: wait for the first, then take those already fetched.
+
+        `Consumer.consume` returns only when the batch is full or the timeout passed, so at a
+        low rate every event would wait up to `batch_wait_ms`. Waiting only for the first event
+        keeps latency low, while a backlog still fills whole batches from the local queue.
+        """
+        worker = self._settings.worker
+        messages = self._consumer.consume(1, worker.batch_wait_ms / 1000)
+        if messages and worker.batch_size > 1:
+            messages += self._consumer.consume(worker.batch_size - 1, 0)
+        return messages
 
     def process(self, messages: list[Message]) -> None:
         """Handle one polled batch.
@@ -172,6 +190,8 @@ class Worker:
 
         # 4. Flush.
         self._flush()
+        self._metrics.results_produced.inc(len(batch.latencies_s))
+        observe_many(self._metrics.end_to_end_latency, batch.latencies_s)
 
         # 5. Store offsets.
         self._store_offsets(batch)
@@ -191,6 +211,7 @@ class Worker:
         events = [event for _, event in batch.events]
         scored = self._scorer.score(events)
         self._metrics.scoring_duration.observe(time.perf_counter() - started)
+        batch.scored_at = format_time()
         for index, detail in scored.failures.items():
             batch.rejected.append((batch.events[index][0], Reason.SCORING_FAILED, detail))
         if self._shadow is not None:
@@ -200,7 +221,7 @@ class Worker:
     def _produce_result(
         self, batch: _Batch, message: Message, event: Event, prediction: Prediction
     ) -> None:
-        result = self._scorer.result(event, prediction)
+        result = self._scorer.result(event, prediction, batch.scored_at)
         headers: Headers = [
             ("model.name", self._scorer.name.encode()),
             ("model.version", self._scorer.version.encode()),
@@ -272,8 +293,7 @@ class Worker:
         """Count one delivery report; a failure marks its source event for re-reading."""
         if error is None:
             if reason is None:
-                self._metrics.results_produced.inc()
-                self._metrics.end_to_end_latency.observe(max(0.0, time.time() - origin_s))
+                batch.latencies_s.append(max(0.0, time.time() - origin_s))
             else:
                 self._metrics.events_dead_lettered.labels(reason.value).inc()
             return

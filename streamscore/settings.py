@@ -84,7 +84,7 @@ class WorkerSettings(Section):
     """Consumer group membership, micro-batching and shutdown of the worker."""
 
     group_id: str = "streamscore"
-    batch_size: int = Field(500, ge=1, le=100_000)
+    batch_size: int = Field(2_000, ge=1, le=100_000)
     batch_wait_ms: int = Field(100, ge=0)
     max_event_bytes: int = Field(100_000, ge=1)
     flush_timeout_s: float = Field(30.0, gt=0)

@@ -1,0 +1,138 @@
+"""The runs that are not the worker itself, each started as `python -m bench.runs NAME ...`.
+
+Each run is its own process so that the bench can read its peak RSS. A run prints one JSON
+object on its last stdout line; Kafka runs stop after `--events` events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from bench.context import repeated_messages
+from streamscore.kafka import consumer_config, producer_config
+from streamscore.settings import Settings, load_settings
+
+
+def model_ceiling(settings: Settings, events: int) -> dict[str, Any]:
+    """Time `predict_proba` alone on in-memory batches of the worker's batch size."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.model.tracking_uri)
+    model = mlflow.sklearn.load_model(settings.model.uri)
+    size = settings.worker.batch_size
+    messages = [message for _, message in repeated_messages(events)]
+    frames = [pd.DataFrame({"message": messages[i : i + size]}) for i in range(0, events, size)]
+    model.predict_proba(frames[0])
+
+    started = time.perf_counter()
+    for frame in frames:
+        model.predict_proba(frame)
+    elapsed_s = time.perf_counter() - started
+
+    return {"events_per_s": events / elapsed_s, "batch_size": size}
+
+
+def kafka_ceiling(settings: Settings, events: int) -> dict[str, Any]:
+    """Pass events through with no model: consume a batch, decode, encode, produce, flush, store.
+
+    Offsets are stored only after the batch's flush, and auto-commit commits them, as in the
+    worker: the same at-least-once contract without the scoring.
+    """
+    consumer = Consumer(consumer_config(settings.kafka, settings.worker.group_id))
+    producer = Producer(producer_config(settings.kafka))
+    consumer.subscribe([settings.topics.input])
+    output = settings.topics.output
+    handled = 0
+    while handled < events:
+        messages = consumer.consume(
+            settings.worker.batch_size, settings.worker.batch_wait_ms / 1000
+        )
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is not None:
+                continue
+            handled += 1
+            event = orjson.loads(message.value())
+            result = {
+                "event_id": event["event_id"],
+                "label": "ham",
+                "probability": 1.0,
+                "event_time": event["event_time"],
+            }
+            _produce(producer, output, message.key(), orjson.dumps(result))
+            next_offsets[(message.topic(), message.partition())] = message.offset() + 1
+        producer.flush(30)
+        if next_offsets:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+            consumer.store_offsets(offsets=offsets)
+    consumer.close()
+    return {"handled": handled}
+
+
+def naive_loop(settings: Settings, events: int) -> dict[str, Any]:
+    """Poll one event, predict one row, produce its result, flush, commit: the textbook loop."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.model.tracking_uri)
+    model = mlflow.sklearn.load_model(settings.model.uri)
+    config = consumer_config(settings.kafka, settings.worker.group_id)
+    config.update({"enable.auto.commit": False, "enable.auto.offset.store": True})
+    consumer = Consumer(config)
+    producer = Producer(producer_config(settings.kafka))
+    consumer.subscribe([settings.topics.input])
+    handled = 0
+    while handled < events:
+        message = consumer.poll(1.0)
+        if message is None or message.error() is not None:
+            continue
+        event = orjson.loads(message.value())
+        probabilities = model.predict_proba(pd.DataFrame({"message": [event["message"]]}))[0]
+        best = int(probabilities.argmax())
+        result = {
+            "event_id": event["event_id"],
+            "label": str(model.classes_[best]),
+            "probability": float(probabilities[best]),
+            "event_time": event["event_time"],
+        }
+        _produce(producer, settings.topics.output, message.key(), orjson.dumps(result))
+        producer.flush(30)
+        consumer.commit(message=message, asynchronous=False)
+        handled += 1
+    consumer.close()
+    return {"handled": handled}
+
+
+def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+RUNS = {"model_ceiling": model_ceiling, "kafka_ceiling": kafka_ceiling, "naive_loop": naive_loop}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one named run and print its JSON summary."""
+    parser = argparse.ArgumentParser(prog="python -m bench.runs")
+    parser.add_argument("run", choices=sorted(RUNS))
+    parser.add_argument("--config", type=Path, required=True, help="streamscore settings file")
+    parser.add_argument("--events", type=int, required=True, help="events to handle")
+    args = parser.parse_args(argv)
+    summary = RUNS[args.run](load_settings(args.config), args.events)
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
