@@ -18,9 +18,10 @@ OnLoad = Callable[[str], None]
 class ModelWatcher:
     """Check where a `models:/NAME@ALIAS` URI points and load each new version in a thread.
 
-    Owns one daemon thread between `start` and `stop`. Every `interval_s` it resolves the alias;
-    when the alias points at a version other than the one served, it loads and smoke-tests that
-    version while the worker keeps scoring with the old one, then offers it through `take`. The
+    Owns one daemon thread between `start` and `stop`. Every `interval_s` it resolves the alias.
+    When the alias points at a version other than the one served, the thread loads and
+    smoke-tests that version while the worker keeps scoring with the old one. Then it offers the
+    new version through `take`. The
     worker calls `take` between two batches, so every event is scored by exactly one version.
     A load that fails, or a registry that cannot be reached, leaves the served model in place.
     """
