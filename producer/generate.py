@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,15 @@ import orjson
 from producer.publisher import EncodedEvent
 from producer.reader import read_rows
 from streamscore.errors import InputFileError
-from streamscore.events import EVENT_ID, EVENT_TIME, Field, InputContract, encode_event, format_time
+from streamscore.events import (
+    EVENT_ID,
+    EVENT_TIME,
+    Field,
+    InputContract,
+    Reason,
+    encode_event,
+    format_time,
+)
 from streamscore.settings import TrainingSettings
 
 # Ranges of generated numbers, because a signature gives types but no value ranges.
@@ -27,26 +34,16 @@ _NUMBER_RANGE = (0.0, 100.0)
 _INTEGER_RANGE = (0, 1000)
 
 
-class InvalidKind(StrEnum):
-    """A kind of malformed event; each one is dead-lettered with the worker reason it is named for.
-
-    `invalid_value` is an `event_time` that is not ISO 8601.
-    """
-
-    NOT_UTF8 = "not_utf8"
-    INVALID_JSON = "invalid_json"
-    NOT_OBJECT = "not_object"
-    MISSING_FIELD = "missing_field"
-    WRONG_TYPE = "wrong_type"
-    INVALID_VALUE = "invalid_value"
-    TOO_LARGE = "too_large"
+# The reasons a malformed event can be generated for: every dead-letter reason except a
+# scoring failure, which depends on the model rather than on the event.
+INVALID_KINDS: tuple[Reason, ...] = tuple(r for r in Reason if r is not Reason.SCORING_FAILED)
 
 
 @dataclass
 class EventGenerator:
     """Yield `count` events for one input contract; `invalid_fraction` of them malformed.
 
-    The malformed events are spread evenly over the stream and take the kinds of `InvalidKind`
+    The malformed events are spread evenly over the stream and take the kinds of `INVALID_KINDS`
     in turn, so that with at least 7 of them every kind occurs.
 
     Args:
@@ -64,7 +61,7 @@ class EventGenerator:
     text_field: str | None = None
     invalid_fraction: float = 0.0
     seed: int | None = None
-    kinds: Sequence[InvalidKind] = field(default_factory=lambda: tuple(InvalidKind))
+    kinds: Sequence[Reason] = INVALID_KINDS
 
     def __iter__(self) -> Iterator[EncodedEvent]:
         rng = random.Random(self.seed)  # noqa: S311 - test load, not cryptography
@@ -93,22 +90,22 @@ class EventGenerator:
             return rng.randint(*_INTEGER_RANGE)
         return rng.random() < 0.5
 
-    def _malformed(self, kind: InvalidKind, event_id: str, features: dict[str, Any]) -> bytes:
+    def _malformed(self, kind: Reason, event_id: str, features: dict[str, Any]) -> bytes:
         document: dict[str, Any] = {EVENT_ID: event_id, EVENT_TIME: format_time(), **features}
-        if kind is InvalidKind.NOT_UTF8:
+        if kind is Reason.NOT_UTF8:
             return b'{"event_id": "\xff\xfe not utf-8"}'
-        if kind is InvalidKind.INVALID_JSON:
+        if kind is Reason.INVALID_JSON:
             return b'{"event_id": "unterminated'
-        if kind is InvalidKind.NOT_OBJECT:
+        if kind is Reason.NOT_OBJECT:
             return orjson.dumps([event_id, *features.values()])
-        if kind is InvalidKind.MISSING_FIELD:
+        if kind is Reason.MISSING_FIELD:
             required = [spec.name for spec in self.contract.fields if spec.required]
             document.pop(required[0] if required else EVENT_ID)
-        elif kind is InvalidKind.WRONG_TYPE:
+        elif kind is Reason.WRONG_TYPE:
             first = self.contract.fields[0] if self.contract.fields else None
             name = first.name if first is not None else EVENT_ID
             document[name] = 12345 if first is None or first.type == "string" else "not a number"
-        elif kind is InvalidKind.INVALID_VALUE:
+        elif kind is Reason.INVALID_VALUE:
             document[EVENT_TIME] = "yesterday"
         else:
             document["padding"] = "x" * self.contract.max_event_bytes
