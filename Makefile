@@ -59,7 +59,7 @@ broker-start: $(STAMP) ## Start the embedded broker in the background
 broker-stop: $(STAMP) ## Stop the embedded broker
 	$(BIN)/streamscore broker stop
 
-run-stack: ## Start Kafka, MLflow and workers with Docker Compose (needs a Docker engine)
+run-stack: ## Start Kafka, a trainer and two workers with Docker Compose (needs a Docker engine)
 	docker compose up --build --detach --scale worker=2
 
 stop-stack: ## Stop the Docker Compose stack
