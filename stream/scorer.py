@@ -32,7 +32,7 @@ class Prediction:
 class ScoredBatch:
     """Predictions of a batch in event order; `None` where scoring that event failed.
 
-    `probabilities` has one row per event and one column per class of `classes`; it is None
+    `probabilities` has one row per event and one column per class of `classes`. It is None
     when the batch had to be scored event by event.
     """
 

@@ -247,7 +247,7 @@ class Worker:
         limit = self._settings.worker.max_event_bytes
         if value is not None and len(value) > limit:
             # Copying an oversized event whole could exceed the producer's message.max.bytes and
-            # fail on every retry; the complete event stays in the input topic at this offset.
+            # fail on every retry. The complete event stays in the input topic at this offset.
             headers.append(("error.value_truncated_from_bytes", str(len(value)).encode()))
             value = value[:limit]
         on_delivery = partial(self._on_delivery, batch, message, reason, 0.0)

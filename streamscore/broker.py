@@ -147,7 +147,7 @@ class EmbeddedBroker:
                 return
             time.sleep(0.1)
         self.stop()
-        raise BrokerError(f"the broker did not answer on {self.address} within {timeout_s:g} s")
+        raise BrokerError(f"the broker did not respond on {self.address} within {timeout_s:g} s")
 
     def running_pid(self) -> int | None:
         """Return the pid from the pid file if that process is alive and is Tansu, else None.

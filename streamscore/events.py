@@ -24,7 +24,7 @@ EVENT_TIME = "event_time"
 
 
 class Reason(StrEnum):
-    """Why an event went to the dead-letter topic; a bounded set, used as a metric label."""
+    """Reason an event went to the dead-letter topic, from a bounded set used as a metric label."""
 
     TOO_LARGE = "too_large"
     NOT_UTF8 = "not_utf8"
@@ -55,7 +55,7 @@ _ACCEPTED_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "boolean": (bool,),
 }
-# What JSON calls the Python types orjson decodes to.
+# JSON names of the Python types that orjson decodes to.
 _JSON_TYPE_NAMES: dict[type, str] = {
     list: "an array",
     str: "a string",

@@ -92,7 +92,7 @@ class WorkerSettings(Section):
 
 
 class ModelSettings(Section):
-    """Which registered model the worker serves and where the MLflow registry is."""
+    """Registered model the worker serves, its MLflow registry, reload and shadow settings."""
 
     uri: str = "models:/sms-spam@champion"
     tracking_uri: str = "sqlite:///.streamscore/mlflow.db"

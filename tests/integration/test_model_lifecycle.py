@@ -210,7 +210,7 @@ def test_worker_unreachable_registry_keeps_serving(
     settings = settings_factory()
     register(tracking_uri, model_name, artifact_dir)
     scorer = Scorer.from_registry(f"models:/{model_name}@champion", tracking_uri, 1_000)
-    # The registry "goes away": the watcher now asks an address where nothing listens.
+    # The registry "goes away": the watcher now sends requests to an address where nothing listens.
     down = f"http://127.0.0.1:{free_port()}"
     metrics = WorkerMetrics(CollectorRegistry())
     watcher = ModelWatcher(f"models:/{model_name}@champion", down, 1_000, "1", 0.2, lambda _: None)
