@@ -108,6 +108,25 @@ class WorkerMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.commits = Counter(
+            "commits",
+            "Offset commits of the at_least_once worker, automatic and on revoke or stop.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.commit_failures = Counter(
+            "commit_failures",
+            "Offset commits that failed; their events are read again by the next owner.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.transactions = Counter(
+            "transactions",
+            "Transactions of the exactly_once worker, by outcome (committed or aborted).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.assigned_partitions = Gauge(
             "assigned_partitions",
             "Input partitions assigned to this worker.",
