@@ -117,6 +117,11 @@ class Worker:
                 worker.transactional_id, worker.group_id, settings.state_dir
             )
             producer_settings["transactional.id"] = self._transactional_id.value
+            # librdkafka refuses a delivery timeout longer than the transaction's.
+            transaction_timeout_ms = int(producer_settings.get("transaction.timeout.ms", 60_000))
+            producer_settings["message.timeout.ms"] = min(
+                int(producer_settings["message.timeout.ms"]), transaction_timeout_ms
+            )
         self._consumer = Consumer(consumer_settings)
         self._producer = Producer(producer_settings)
         metrics.model_info.labels(scorer.name, scorer.version, scorer.run_id).set(1)
