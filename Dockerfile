@@ -21,9 +21,10 @@ COPY data ./data
 
 # /mlflow holds the MLflow server's SQLite store and artifacts in the Compose stack. A named
 # volume mounted there starts with this directory's owner, so the server can write to it.
+# /app/.streamscore is the default state_dir: the broker, the demo and a SQLite tracking store.
 RUN useradd --uid "$APP_UID" --create-home --shell /usr/sbin/nologin streamscore \
-    && mkdir -p /mlflow \
-    && chown streamscore /mlflow
+    && mkdir -p /mlflow /app/.streamscore \
+    && chown streamscore /mlflow /app/.streamscore
 USER $APP_UID
 
 ENV STREAMSCORE_CONFIG=/app/config/default.yaml \

@@ -12,7 +12,8 @@ import yaml
 from streamscore.kafka import consumer_config
 from streamscore.settings import KafkaSettings, Settings, load_settings, read_config_file
 
-K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+ROOT = Path(__file__).resolve().parents[2]
+K8S_DIR = ROOT / "deploy" / "k8s"
 
 EXPECTED_KINDS = {
     "ConfigMap": "v1",
@@ -244,3 +245,12 @@ def test_scaledobject_authentication_matches_worker(
     assert (trigger["metadata"]["tls"] == "enable") == variables[
         "STREAMSCORE_KAFKA__SECURITY__PROTOCOL"
     ].endswith("SSL")
+
+
+def test_deployment_runs_as_image_user(manifests: dict[str, dict[str, Any]]) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    security_context = manifests["Deployment"]["spec"]["template"]["spec"]["securityContext"]
+
+    assert f"ARG APP_UID={security_context['runAsUser']}\n" in dockerfile
+    assert "USER $APP_UID\n" in dockerfile
+    assert security_context["runAsNonRoot"] is True
