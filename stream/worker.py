@@ -107,6 +107,8 @@ class Worker:
         # worker would be removed from the group while it waits.
         producer_settings = producer_config(settings.kafka)
         producer_settings.setdefault("message.timeout.ms", settings.kafka.max_poll_interval_ms // 2)
+        producer_settings["error_cb"] = self._on_producer_error
+        self._producer_failure: str | None = None
         self._transactional_id: TransactionalId | None = None
         if self._transactional:
             # Offsets go into each transaction instead; read_committed skips aborted input.
@@ -424,9 +426,45 @@ class Worker:
         )
 
     def _flush(self) -> None:
-        """Wait for every delivery report; message.timeout.ms bounds how long each can take."""
+        """Wait for every delivery report; message.timeout.ms bounds how long each can take.
+
+        Raises:
+            TransactionFencedError: the transactional producer failed fatally, which happens
+                when a newer worker took over its transactional id.
+        """
+        if self._transactional:
+            self._wait_for_deliveries()
+            return
         while (remaining := self._producer.flush(self._settings.worker.flush_timeout_s)) > 0:
             logger.warning("delivery reports pending remaining=%d", remaining)
+
+    def _wait_for_deliveries(self) -> None:
+        """Serve delivery reports until none is pending, for a transactional producer.
+
+        confluent-kafka 2.16's `flush` raises a fenced producer's fatal error as a bare
+        KafkaError, which no `except` clause can catch; `poll` raises a KafkaException.
+        """
+        while len(self._producer) > 0 and self._producer_failure is None:
+            try:
+                self._producer.poll(0.1)
+            except KafkaException as exc:
+                if not exc.args[0].fatal():
+                    raise
+                self._producer_failure = exc.args[0].str()
+        if self._producer_failure is not None:
+            raise TransactionFencedError(
+                f"the producer of {self._producer_transactional_id} failed: "
+                f"{self._producer_failure}"
+            )
+
+    def _on_producer_error(self, error: KafkaError) -> None:
+        """Keep a fatal producer error for the loop; librdkafka already logged the others.
+
+        Without this callback confluent-kafka raises a fatal error from whichever call serves
+        it next, flush included, and not always as a KafkaException.
+        """
+        if error.fatal():
+            self._producer_failure = error.str()
 
     def _store_offsets(self, batch: _Batch) -> None:
         next_offsets: dict[PartitionKey, int] = {}
@@ -588,12 +626,17 @@ class Worker:
         for watcher in (self._watcher, self._shadow_watcher):
             if watcher is not None:
                 watcher.stop()
-        self._flush()
-        if not self._transactional:
-            self._commit(sorted(self._stored))
-        self._consumer.close()
-        if self._transactional_id is not None:
-            self._transactional_id.release()
+        try:
+            # Under exactly_once each batch's transaction flushed its records, and a producer
+            # that failed fatally cannot flush at all.
+            if not self._transactional:
+                self._flush()
+                self._commit(sorted(self._stored))
+        finally:
+            # Leave the group even after a failure, so that the partitions move on at once.
+            self._consumer.close()
+            if self._transactional_id is not None:
+                self._transactional_id.release()
         logger.info("worker stopped group=%s", self._settings.worker.group_id)
 
 

@@ -1,0 +1,120 @@
+"""Delivery guarantees against the real broker: transactions, fencing, failed deliveries."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from stream.metrics import WorkerMetrics
+from stream.worker import TransactionFencedError, Worker
+from streamscore.events import encode_event
+from streamscore.kafka import consumer_config
+from streamscore.settings import Settings
+from tests.integration.helpers import produce, read_topic, running_worker, wait_for
+from tests.tiny_model import tiny_scorer
+
+
+def _events(count: int, prefix: str = "event") -> list[tuple[bytes, bytes]]:
+    return [
+        (f"{prefix}-{i}".encode(), encode_event(f"{prefix}-{i}", {"message": f"free prize {i}"}))
+        for i in range(count)
+    ]
+
+
+def _committed(settings: Settings) -> int:
+    """Return the sum of the group's committed input offsets."""
+    consumer = Consumer(consumer_config(settings.kafka, settings.worker.group_id))
+    try:
+        partitions = [
+            TopicPartition(settings.topics.input, p) for p in range(settings.topics.partitions)
+        ]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
+
+
+def _sample(metrics: WorkerMetrics, name: str, labels: dict[str, str] | None = None) -> float:
+    return metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_exactly_once_commits_results_and_offsets_together(settings_factory) -> None:
+    settings = settings_factory(worker={"processing_guarantee": "exactly_once", "batch_size": 40})
+    events = _events(200)
+    produce(settings, events)
+
+    with running_worker(settings, tiny_scorer()) as metrics:
+        records = read_topic(settings, settings.topics.output, expected=200, settle_s=1.0)
+        wait_for(lambda: _committed(settings) == 200)
+
+    counts = Counter(record.key for record in records)
+    assert set(counts) == {key for key, _ in events}
+    assert max(counts.values()) == 1
+    assert _sample(metrics, "streamscore_transactions_total", {"outcome": "committed"}) >= 5
+    assert _sample(metrics, "streamscore_transactions_total", {"outcome": "aborted"}) == 0
+
+
+def test_exactly_once_worker_taking_over_an_id_fences_the_old_one(settings_factory) -> None:
+    settings = settings_factory(
+        worker={"processing_guarantee": "exactly_once", "transactional_id": "fencing-test"}
+    )
+    first_events = _events(100, "first")
+    produce(settings, first_events)
+    old = Worker(settings, tiny_scorer(), WorkerMetrics(CollectorRegistry()))
+    errors: list[BaseException] = []
+
+    def run_old() -> None:
+        try:
+            old.run()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run_old, daemon=True)
+    thread.start()
+    read_topic(settings, settings.topics.output, expected=100)
+
+    # A second worker initialises the same transactional id, as a restarted one would, and
+    # joins the group. The old one still owns a partition and runs, but can no longer commit.
+    second_events = _events(100, "second")
+    with running_worker(settings, tiny_scorer()) as metrics:
+        wait_for(lambda: _sample(metrics, "streamscore_assigned_partitions") > 0)
+        produce(settings, second_events)
+        records = read_topic(settings, settings.topics.output, expected=200, settle_s=2.0)
+        thread.join(timeout=60)
+
+    counts = Counter(record.key for record in records)
+    assert not thread.is_alive(), "the fenced worker kept running"
+    assert len(errors) == 1 and isinstance(errors[0], TransactionFencedError), errors
+    assert set(counts) == {key for key, _ in first_events + second_events}
+    assert max(counts.values()) == 1
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_undeliverable_results_are_not_committed_and_retried_later(
+    settings_factory, guarantee: str
+) -> None:
+    # Results carry the event id, so with 1,100-character ids each is larger than the
+    # producer's message.max.bytes and can never be delivered.
+    settings = settings_factory(worker={"processing_guarantee": guarantee, "retry_backoff_s": 0.2})
+    events = _events(20, "x" * 1_100)
+    produce(settings, events)
+    small = settings.kafka.model_copy(update={"producer": {"message.max.bytes": 1_000}})
+    failing = settings.model_copy(update={"kafka": small})
+
+    with running_worker(failing, tiny_scorer()) as metrics:
+        wait_for(
+            lambda: (
+                _sample(metrics, "streamscore_delivery_failures_total", {"topic": "output"}) >= 20
+            )
+        )
+        committed_while_failing = _committed(settings)
+
+    with running_worker(settings, tiny_scorer()):
+        records = read_topic(settings, settings.topics.output, expected=20, settle_s=1.0)
+
+    assert committed_while_failing == 0
+    assert {record.key for record in records} == {key for key, _ in events}
+    assert len(records) == 20
