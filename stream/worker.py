@@ -20,7 +20,9 @@ from typing import cast
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from stream.health import Health
 from stream.metrics import WorkerMetrics, observe_many
+from stream.monitor import WorkerMonitor
 from stream.reload import ModelWatcher
 from stream.scorer import Prediction, Scorer
 from stream.shadow import compare_with_shadow
@@ -54,7 +56,7 @@ class Worker:
 
     Owns one consumer and one producer. `run` blocks until a signal handler or another thread
     calls `request_stop`. It then finishes the batch in hand, commits what was delivered, leaves
-    the group and returns.
+    the group and returns. `health`, when given, is the state that /healthz and /readyz serve.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Worker:
         metrics: WorkerMetrics,
         watcher: ModelWatcher | None = None,
         shadow_watcher: ModelWatcher | None = None,
+        health: Health | None = None,
     ) -> None:
         self._settings = settings
         self._scorer = scorer
@@ -74,7 +77,12 @@ class Worker:
         self._stop = threading.Event()
         self._assigned: set[PartitionKey] = set()
         self._stored: dict[PartitionKey, int] = {}
-        self._consumer = Consumer(consumer_config(settings.kafka, settings.worker.group_id))
+        self._monitor = WorkerMonitor(
+            settings, metrics, health or Health.from_settings(settings.worker)
+        )
+        consumer_settings = consumer_config(settings.kafka, settings.worker.group_id)
+        consumer_settings.update(self._monitor.consumer_callbacks(consumer_settings))
+        self._consumer = Consumer(consumer_settings)
         # Delivery reports of a batch must arrive well within max.poll.interval.ms, or the
         # worker would be removed from the group while it waits.
         timeout_ms = settings.kafka.max_poll_interval_ms // 2
@@ -82,6 +90,7 @@ class Worker:
         producer_settings.setdefault("message.timeout.ms", timeout_ms)
         self._producer = Producer(producer_settings)
         metrics.model_info.labels(scorer.name, scorer.version, scorer.run_id).set(1)
+        self._monitor.on_model(scorer)
 
     def request_stop(self) -> None:
         """Ask `run` to return after the batch in hand; safe from signal handlers and threads."""
@@ -113,6 +122,7 @@ class Worker:
                 watcher.start()
         try:
             while not self._stop.is_set():
+                self._monitor.on_loop()
                 self._swap_models()
                 messages = self._poll_batch()
                 if messages:
@@ -127,6 +137,7 @@ class Worker:
             self._metrics.model_info.remove(served.name, served.version, served.run_id)
             self._metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
             self._scorer = loaded
+            self._monitor.on_model(loaded)
             logger.info(
                 "model swapped name=%s from_version=%s to_version=%s",
                 loaded.name,
@@ -201,6 +212,7 @@ class Worker:
         if error is None:
             return False
         logger.warning("consume error error=%s", error.str())
+        self._monitor.on_consume_error(error)
         return True
 
     def _score(self, batch: _Batch) -> list[Prediction | None]:
@@ -212,6 +224,7 @@ class Worker:
         scored = self._scorer.score(events)
         self._metrics.scoring_duration.observe(time.perf_counter() - started)
         batch.scored_at = format_time()
+        self._monitor.on_scored(events, scored)
         for index, detail in scored.failures.items():
             batch.rejected.append((batch.events[index][0], Reason.SCORING_FAILED, detail))
         if self._shadow is not None:
@@ -312,8 +325,11 @@ class Worker:
 
     def _flush(self) -> None:
         """Wait for every delivery report; message.timeout.ms bounds how long each can take."""
+        self._monitor.on_flush_wait(len(self._producer))
         while (remaining := self._producer.flush(self._settings.worker.flush_timeout_s)) > 0:
+            self._monitor.on_flush_wait(remaining)
             logger.warning("delivery reports pending remaining=%d", remaining)
+        self._monitor.on_flush_wait(0)
 
     def _store_offsets(self, batch: _Batch) -> None:
         next_offsets: dict[PartitionKey, int] = {}
@@ -343,16 +359,19 @@ class Worker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
         self._metrics.assigned_partitions.set(len(self._assigned))
+        self._monitor.on_assign(partitions)
         logger.info("partitions assigned partitions=%s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._commit([(tp.topic, tp.partition) for tp in partitions])
         self._forget(partitions)
+        self._monitor.on_revoke(partitions)
         logger.info("partitions revoked partitions=%s", _describe(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member may own these already: committing now could move its offsets back.
         self._forget(partitions)
+        self._monitor.on_lost(partitions)
         logger.warning("partitions lost partitions=%s", _describe(partitions))
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
@@ -370,8 +389,10 @@ class Worker:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
+            self._monitor.on_commit(is_ok=False)
             logger.warning("commit failed error=%s", exc.args[0].str())
             return
+        self._monitor.on_commit(is_ok=True)
         logger.debug("offsets committed partitions=%s", _describe(offsets))
 
     def _close(self) -> None:

@@ -67,7 +67,7 @@ def security_properties(security: SecuritySettings) -> dict[str, str]:
     Raises:
         ConfigError: an `ssl_*` file does not exist.
     """
-    properties = {"security.protocol": security.protocol}
+    properties: dict[str, str] = {"security.protocol": security.protocol}
     if security.sasl_mechanism is not None:
         properties["sasl.mechanism"] = security.sasl_mechanism
     if security.sasl_username is not None:
