@@ -46,6 +46,7 @@ class WorkerMonitor:
         self._assigned: set[PartitionKey] = set()
         self._scorer: Scorer | None = None
         self._positive_column: int | None = None
+        self._is_all_down = False
 
     def consumer_callbacks(self, consumer_settings: dict[str, Any]) -> dict[str, Any]:
         """Return the consumer properties that deliver statistics, errors and commit results."""
@@ -152,14 +153,22 @@ class WorkerMonitor:
 
     def on_error(self, error: KafkaError) -> None:
         """Mark the broker unreachable when librdkafka reports every broker down."""
-        if error.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._health.set_broker(f"all brokers down: {error.str()}")
+        if error.code() != KafkaError._ALL_BROKERS_DOWN:
+            return
+        self._health.set_broker(f"all brokers down: {error.str()}")
+        # librdkafka reports this again after each failed reconnect round: log the first.
+        if not self._is_all_down:
             logger.warning("all brokers down error=%s", error.str())
+        self._is_all_down = True
 
     def on_statistics(self, statistics_json: str) -> None:
         """Export the lag of each assigned partition and record broker and group state."""
         statistics = orjson.loads(statistics_json)
-        self._health.set_broker(_broker_problem(statistics.get("brokers", {})))
+        problem = _broker_problem(statistics.get("brokers", {}))
+        self._health.set_broker(problem)
+        if problem is None and self._is_all_down:
+            logger.info("broker reachable again")
+            self._is_all_down = False
         group = statistics.get("cgrp") or {}
         self._health.set_group_joined(group.get("join_state") == "steady")
         for topic, topic_statistics in statistics.get("topics", {}).items():
