@@ -62,7 +62,7 @@ def worker(
     _bound_registry_retries()
 
     # Serve metrics first: a port in use should fail before the slow model load. Until the
-    # model is loaded and partitions are assigned, /readyz says why the worker is not ready.
+    # model is loaded and partitions are assigned, /readyz reports why the worker is not ready.
     metrics = WorkerMetrics()
     health = Health.from_settings(settings.worker)
     port = metrics.serve(settings.metrics.host, settings.metrics.port, health)

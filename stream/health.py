@@ -28,7 +28,7 @@ class Health:
     Liveness: the worker loop ticks before every poll, and while it waits for delivery reports
     or a retry backoff. It is alive while the last tick is at most `stall_limit_s` old, and
     also before the first tick, while the model loads. Readiness: a model is loaded, the worker
-    holds partitions or has joined its group (a group with more workers than partitions leaves
+    has partitions or has joined its group (a group with more workers than partitions leaves
     some without any), and a broker is reachable.
 
     The worker thread writes and the HTTP threads read. Each update is one attribute
@@ -78,7 +78,7 @@ class Health:
         self._broker_problem = problem
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
-        """Return whether the loop is alive, and the JSON body that says so."""
+        """Return whether the loop is alive, and the JSON body with the details."""
         if self._last_tick is None:
             return True, {"status": "starting", "detail": "the worker loop has not started yet"}
         age_s = self._clock() - self._last_tick

@@ -41,7 +41,7 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        # The default registry holds these two already; each worker registry needs its own.
+        # The default registry contains these two already, and each worker registry needs its own.
         if self.registry is not REGISTRY:
             ProcessCollector(registry=self.registry)
             GCCollector(registry=self.registry)

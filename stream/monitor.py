@@ -2,7 +2,7 @@
 
 The worker calls the `on_*` hooks at the points they name, and passes `consumer_callbacks()`
 to its consumer. The monitor turns them into metrics and into the state that /healthz and
-/readyz report, so that the worker loop itself holds no monitoring logic.
+/readyz report, so that the worker loop itself contains no monitoring logic.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class WorkerMonitor:
         self._health.tick()
 
     def on_model(self, scorer: Scorer) -> None:
-        """Record the model version now served; called at start and after each swap."""
+        """Record the model version now served, at start and after each swap."""
         self._scorer = scorer
         self._health.set_model(scorer.name, scorer.version)
         label = self._default_positive_label
@@ -111,7 +111,7 @@ class WorkerMonitor:
         self._health.tick()
 
     def on_commit(self, is_ok: bool) -> None:
-        """Count one synchronous commit; librdkafka reports none of them to `on_auto_commit`."""
+        """Count one synchronous commit, which librdkafka does not report to `on_auto_commit`."""
         (self._metrics.commits if is_ok else self._metrics.commit_failures).inc()
 
     def on_auto_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -125,7 +125,7 @@ class WorkerMonitor:
             logger.warning("auto-commit failed error=%s", reason)
 
     def on_assign(self, partitions: list[TopicPartition]) -> None:
-        """Count an assignment; a successful one proves the group coordinator was reached."""
+        """Count an assignment, which also proves that the group coordinator was reached."""
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
         self._metrics.rebalances.labels("assigned").inc()
         self._health.set_assigned(len(self._assigned))
@@ -156,7 +156,7 @@ class WorkerMonitor:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:
             return
         self._health.set_broker(f"all brokers down: {error.str()}")
-        # librdkafka reports this again after each failed reconnect round: log the first.
+        # librdkafka reports this again after each failed reconnect round, so log the first only.
         if not self._is_all_down:
             logger.warning("all brokers down error=%s", error.str())
         self._is_all_down = True
@@ -183,7 +183,7 @@ class WorkerMonitor:
 
 def _broker_problem(brokers: dict[str, Any]) -> str | None:
     """Return why no broker is usable, or None when one is connected (state UP)."""
-    # The "logical" entries, such as GroupCoordinator, stand for a role, not a connection.
+    # The "logical" entries, such as GroupCoordinator, name a role, not a connection.
     real = [broker for broker in brokers.values() if broker.get("source") != "logical"]
     if any(broker.get("state") == "UP" for broker in real):
         return None

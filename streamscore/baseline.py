@@ -20,7 +20,7 @@ import numpy as np
 BASELINE_ARTIFACT = "drift_baseline.json"
 BASELINE_VERSION = 1
 # Quantile bins per feature. Deciles are the usual choice for PSI: enough bins to see a shift
-# in shape, few enough that each holds about 10% of the baseline.
+# in shape, few enough that each contains about 10% of the baseline.
 DEFAULT_BINS = 10
 # Stands in for an empty bin's proportion, so that the logarithm in the PSI stays finite.
 MIN_PROPORTION = 1e-4
@@ -39,9 +39,9 @@ class BaselineError(ValueError):
 class FeatureBaseline:
     """The bins of one feature and the share of training rows in each.
 
-    `edges` are the inner bin edges in ascending order: bin 0 holds values below `edges[0]`, bin
-    i holds values from `edges[i-1]` up to but excluding `edges[i]`, and the last bin holds the
-    rest, so `proportions` has one entry more than `edges`.
+    `edges` are the inner bin edges in ascending order. Bin 0 contains values below
+    `edges[0]`, bin i values from `edges[i-1]` up to but excluding `edges[i]`, and the last bin
+    the rest, so `proportions` has one entry more than `edges`.
     """
 
     name: str

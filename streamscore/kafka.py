@@ -62,7 +62,7 @@ def _common(kafka: KafkaSettings) -> dict[str, Any]:
 def security_properties(security: SecuritySettings) -> dict[str, str]:
     """Map the `kafka.security` section onto librdkafka properties, secrets revealed.
 
-    The returned mapping holds passwords in clear text: pass it to a client, never log it.
+    The returned mapping contains passwords in clear text. Pass it to a client, never log it.
 
     Raises:
         ConfigError: an `ssl_*` file does not exist.

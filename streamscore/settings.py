@@ -54,9 +54,9 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class SecuritySettings(Section):
-    """How every Kafka client authenticates and whether it encrypts its connections.
+    """Authentication and encryption settings of every Kafka client.
 
-    Secrets are `SecretStr`, so they print as asterisks; set them with environment variables
+    Secrets are `SecretStr`, so they print as asterisks. Set them with environment variables
     such as `STREAMSCORE_KAFKA__SECURITY__SASL_PASSWORD` rather than in a file.
     """
 
@@ -109,7 +109,7 @@ class SecuritySettings(Section):
 
 
 def _reject_unused(values: dict[str, Any], protocol: str, needed: str) -> None:
-    """Reject settings that the protocol would ignore, which hides a typo in `protocol`."""
+    """Reject settings that the protocol would ignore, because that could hide a wrong protocol."""
     for key, value in values.items():
         if value is not None:
             raise ValueError(f"{key} is set but protocol is {protocol}; set protocol to {needed}")
