@@ -4,9 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
+# Docker Compose v2 (`docker compose`) when the plugin is installed, else docker-compose 1.29.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# apt-get needs root; other users go through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench lint typecheck train worker publish results broker-start broker-stop run-stack stop-stack
+.PHONY: help install demo test test-deps bench lint typecheck train worker publish results broker-start broker-stop run-stack stop-stack
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,8 +63,43 @@ broker-start: $(STAMP) ## Start the embedded broker in the background
 broker-stop: $(STAMP) ## Stop the embedded broker
 	$(BIN)/streamscore broker stop
 
-run-stack: ## Start Kafka, a trainer and two workers with Docker Compose (needs a Docker engine)
-	docker compose up --build --detach --scale worker=2
+run-stack: ## Start Kafka, MLflow, the trainer, two workers, demo load, Prometheus and Grafana (Docker)
+	$(COMPOSE) up --build --detach
+	@echo "Grafana     http://127.0.0.1:3000  (dashboard streamscore; admin password: admin unless GRAFANA_ADMIN_PASSWORD)"
+	@echo "Prometheus  http://127.0.0.1:9090/targets"
+	@echo "MLflow      http://127.0.0.1:5000"
+	@echo "Kafka       127.0.0.1:9094  (STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9094 streamscore results)"
+	@replicas=$$($(COMPOSE) ps -q worker | wc -l); \
+	for index in $$(seq 1 $$replicas); do \
+		address=$$($(COMPOSE) port --index $$index worker 9400); \
+		echo "worker $$index    http://$$address/metrics  /healthz  /readyz"; \
+	done
 
-stop-stack: ## Stop the Docker Compose stack
-	docker compose down
+stop-stack: ## Stop and remove the stack's containers; the volumes (MLflow registry, Prometheus data) stay
+	$(COMPOSE) down
+
+# The tests run their own prometheus and validate docker-compose.yml with docker-compose. The
+# policy-rc.d file stops the package scripts from starting Debian's prometheus service while
+# apt-get installs it, and is removed afterwards unless it was there before.
+test-deps: ## Install prometheus and docker-compose with apt-get (Debian) unless both are present
+	@missing=""; \
+	{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -z "$$missing" ]; then echo "test-deps: prometheus and docker-compose are installed"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "error: install $$missing with your package manager; apt-get was not found" >&2; exit 1; \
+	fi; \
+	policy=/usr/sbin/policy-rc.d; created_policy=no; \
+	if [ ! -e $$policy ]; then \
+		printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null && $(SUDO) chmod 755 $$policy; \
+		created_policy=yes; \
+	fi; \
+	$(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq \
+		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+			install -y -qq --no-install-recommends $$missing; \
+	status=$$?; \
+	if [ $$created_policy = yes ]; then $(SUDO) rm -f $$policy; fi; \
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then \
+		$(SUDO) systemctl disable --now prometheus.service >/dev/null 2>&1 || true; \
+	fi; \
+	exit $$status

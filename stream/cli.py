@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -102,7 +103,7 @@ def worker(
         )
         shadow_watcher.check_once()
     loop = Worker(settings, scorer, metrics, watcher, shadow_watcher, health)
-    _install_signal_handlers(loop.request_stop)
+    _install_signal_handlers(loop.request_stop, settings.worker.shutdown_timeout_s)
     loop.run()
 
 
@@ -117,16 +118,27 @@ def _bound_registry_retries() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-def _install_signal_handlers(request_stop: Callable[[], None]) -> None:
-    """Stop gracefully on the first SIGTERM or SIGINT; exit at once on the second."""
+def _install_signal_handlers(request_stop: Callable[[], None], timeout_s: float) -> None:
+    """Stop gracefully on the first SIGTERM or SIGINT; exit at once on the second.
+
+    A graceful stop that takes longer than `timeout_s` (a broker that does not answer, a
+    model stuck in a batch) also ends in an exit without committing.
+    """
+
+    def force_exit(reason: str) -> None:
+        logger.error("%s, exiting without committing undelivered work", reason)
+        logging.shutdown()
+        os._exit(EXIT_FORCED)
 
     def handle(signum: int, _: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if _received:
-            logger.error("second signal, exiting without committing signal=%s", name)
-            os._exit(EXIT_FORCED)
+            force_exit(f"second signal {name}")
         _received.append(signum)
-        logger.info("stopping after the batch in hand signal=%s", name)
+        logger.info("stopping after the batch in hand signal=%s timeout_s=%g", name, timeout_s)
+        timer = threading.Timer(timeout_s, force_exit, [f"not stopped within {timeout_s:g} s"])
+        timer.daemon = True
+        timer.start()
         request_stop()
 
     _received: list[int] = []

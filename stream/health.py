@@ -49,11 +49,11 @@ class Health:
         """Derive the stall limit from the longest single wait of the loop.
 
         One poll waits at most `batch_wait_ms`, one flush round `flush_timeout_s`, one backoff
-        `retry_backoff_s`. Three times the longest of them, plus `SCORING_SLACK_S`, tolerates
-        a busy machine without hiding a loop that hangs.
+        `retry_backoff_max_s`. Three times the longest of them, plus `SCORING_SLACK_S`,
+        tolerates a busy machine without hiding a loop that hangs.
         """
         longest_wait_s = max(
-            worker.batch_wait_ms / 1000, worker.flush_timeout_s, worker.retry_backoff_s
+            worker.batch_wait_ms / 1000, worker.flush_timeout_s, worker.retry_backoff_max_s
         )
         return cls(3 * longest_wait_s + SCORING_SLACK_S)
 

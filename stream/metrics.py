@@ -127,6 +127,25 @@ class WorkerMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.commits = Counter(
+            "commits",
+            "Offset commits of the at_least_once worker, automatic and on revoke or stop.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.commit_failures = Counter(
+            "commit_failures",
+            "Offset commits that failed; their events are read again by the next owner.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.transactions = Counter(
+            "transactions",
+            "Transactions of the exactly_once worker, by outcome (committed or aborted).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.assigned_partitions = Gauge(
             "assigned_partitions",
             "Input partitions assigned to this worker.",
@@ -156,18 +175,6 @@ class WorkerMetrics:
             "consumer_lag",
             "Messages between the committed offset and the end of an assigned input partition.",
             ["topic", "partition"],
-            namespace=NAMESPACE,
-            registry=self.registry,
-        )
-        self.commits = Counter(
-            "commits",
-            "Offset commits that succeeded, synchronous and automatic.",
-            namespace=NAMESPACE,
-            registry=self.registry,
-        )
-        self.commit_failures = Counter(
-            "commit_failures",
-            "Offset commits that failed; their events are read again after a rebalance or crash.",
             namespace=NAMESPACE,
             registry=self.registry,
         )

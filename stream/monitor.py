@@ -1,4 +1,4 @@
-"""Runtime signals of a worker: librdkafka statistics, commits, rebalances, predictions, drift.
+"""Runtime signals of a worker: librdkafka statistics, rebalances, predictions, drift.
 
 The worker calls the `on_*` hooks at the points they name, and passes `consumer_callbacks()`
 to its consumer. The monitor turns them into metrics and into the state that /healthz and
@@ -49,13 +49,12 @@ class WorkerMonitor:
         self._is_all_down = False
 
     def consumer_callbacks(self, consumer_settings: dict[str, Any]) -> dict[str, Any]:
-        """Return the consumer properties that deliver statistics, errors and commit results."""
+        """Return the consumer properties that deliver statistics and errors."""
         interval_ms = consumer_settings.get("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         return {
             "statistics.interval.ms": interval_ms,
             "stats_cb": self.on_statistics,
             "error_cb": self.on_error,
-            "on_commit": self.on_auto_commit,
         }
 
     def on_loop(self) -> None:
@@ -109,20 +108,6 @@ class WorkerMonitor:
         """Record the producer queue depth before a flush and while it waits."""
         self._metrics.producer_queue.set(queued)
         self._health.tick()
-
-    def on_commit(self, is_ok: bool) -> None:
-        """Count one synchronous commit, which librdkafka does not report to `on_auto_commit`."""
-        (self._metrics.commits if is_ok else self._metrics.commit_failures).inc()
-
-    def on_auto_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """Count the result of one automatic commit (librdkafka's offset commit callback)."""
-        if error is not None and error.code() == KafkaError._NO_OFFSET:
-            return
-        failed = error is not None or any(tp.error is not None for tp in partitions)
-        self.on_commit(not failed)
-        if failed:
-            reason = error.str() if error is not None else "a partition failed"
-            logger.warning("auto-commit failed error=%s", reason)
 
     def on_assign(self, partitions: list[TopicPartition]) -> None:
         """Count an assignment, which also proves that the group coordinator was reached."""

@@ -1,10 +1,19 @@
-"""The worker loop: poll a micro-batch, decode and validate, score, produce, store offsets.
+"""The worker loop: poll a micro-batch, decode and validate, score, produce, commit.
 
-Delivery guarantee: at least once. An input offset is stored only after the result or
-dead-letter record of that event, and of every earlier event of its partition, was delivered.
-librdkafka's auto-commit commits stored offsets only. The worker also commits them synchronously
-when partitions are revoked and when it stops. A crash can therefore repeat the results of at
-most the last auto-commit interval, and a graceful stop or rebalance repeats none.
+Two delivery guarantees, chosen by `worker.processing_guarantee`:
+
+- at_least_once: an input offset is stored only after the result or dead-letter record of that
+  event, and of every earlier event of its partition, was delivered. librdkafka's auto-commit
+  commits stored offsets only; the worker also commits them synchronously when partitions are
+  revoked and when it stops. A crash can repeat the results of at most the last auto-commit
+  interval; a graceful stop or rebalance repeats none.
+- exactly_once: each batch is one Kafka transaction holding its results, its dead-letter
+  records and the next input offsets. A consumer reading with `isolation.level=read_committed`
+  sees the results of committed batches only, each once. A batch whose transaction fails is
+  aborted and read again.
+
+Either way a batch is finished before the next poll, so a revoked partition never has work in
+flight, and batches grow only as large as a quarter of `max.poll.interval.ms` allows.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from stream.monitor import WorkerMonitor
 from stream.reload import ModelWatcher
 from stream.scorer import Prediction, Scorer
 from stream.shadow import compare_with_shadow
+from stream.transactions import TransactionalId, claim_transactional_id
+from streamscore.errors import StreamscoreError
 from streamscore.events import Event, InvalidEventError, Reason, format_time
 from streamscore.kafka import consumer_config, producer_config
 from streamscore.settings import Settings
@@ -34,6 +45,17 @@ logger = logging.getLogger(__name__)
 
 PartitionKey = tuple[str, int]
 Headers = list[tuple[str, str | bytes | None]]
+
+# The first batch is this small at most, because nothing is known yet of the model's speed.
+_FIRST_BATCH_LIMIT = 100
+# A batch may take this share of max.poll.interval.ms from poll to commit.
+_POLL_INTERVAL_SHARE = 0.25
+# How long one transaction call may wait for the broker before it is retried.
+_TRANSACTION_TIMEOUT_S = 30.0
+
+
+class TransactionFencedError(StreamscoreError):
+    """Another worker took over this worker's transactional id; this one must stop."""
 
 
 @dataclass
@@ -80,14 +102,34 @@ class Worker:
         self._monitor = WorkerMonitor(
             settings, metrics, health or Health.from_settings(settings.worker)
         )
-        consumer_settings = consumer_config(settings.kafka, settings.worker.group_id)
+        worker = settings.worker
+        self._batch_limit = min(worker.batch_size, _FIRST_BATCH_LIMIT)
+        self._failures_in_a_row = 0
+        self._transactional = worker.processing_guarantee == "exactly_once"
+        consumer_settings = consumer_config(
+            settings.kafka, worker.group_id, on_commit=self._on_commit
+        )
         consumer_settings.update(self._monitor.consumer_callbacks(consumer_settings))
-        self._consumer = Consumer(consumer_settings)
         # Delivery reports of a batch must arrive well within max.poll.interval.ms, or the
         # worker would be removed from the group while it waits.
-        timeout_ms = settings.kafka.max_poll_interval_ms // 2
         producer_settings = producer_config(settings.kafka)
-        producer_settings.setdefault("message.timeout.ms", timeout_ms)
+        producer_settings.setdefault("message.timeout.ms", settings.kafka.max_poll_interval_ms // 2)
+        self._transactional_id: TransactionalId | None = None
+        if self._transactional:
+            # Offsets go into each transaction instead; read_committed skips aborted input.
+            consumer_settings.update(
+                {"enable.auto.commit": False, "isolation.level": "read_committed"}
+            )
+            self._transactional_id = claim_transactional_id(
+                worker.transactional_id, worker.group_id, settings.state_dir
+            )
+            producer_settings["transactional.id"] = self._transactional_id.value
+            # librdkafka refuses a delivery timeout longer than the transaction's.
+            transaction_timeout_ms = int(producer_settings.get("transaction.timeout.ms", 60_000))
+            producer_settings["message.timeout.ms"] = min(
+                int(producer_settings["message.timeout.ms"]), transaction_timeout_ms
+            )
+        self._consumer = Consumer(consumer_settings)
         self._producer = Producer(producer_settings)
         metrics.model_info.labels(scorer.name, scorer.version, scorer.run_id).set(1)
         self._monitor.on_model(scorer)
@@ -111,9 +153,10 @@ class Worker:
             on_lost=self._on_lost,
         )
         logger.info(
-            "worker started group=%s topic=%s model=%s/%s",
+            "worker started group=%s topic=%s guarantee=%s model=%s/%s",
             worker.group_id,
             self._settings.topics.input,
+            worker.processing_guarantee,
             self._scorer.name,
             self._scorer.version,
         )
@@ -121,6 +164,8 @@ class Worker:
             if watcher is not None:
                 watcher.start()
         try:
+            if self._transactional:
+                self._init_transactions()
             while not self._stop.is_set():
                 self._monitor.on_loop()
                 self._swap_models()
@@ -129,6 +174,32 @@ class Worker:
                     self.process(messages)
         finally:
             self._close()
+
+    def _init_transactions(self) -> None:
+        """Register the transactional id, fencing and aborting any previous holder's work.
+
+        Waits for the broker as long as it takes, unless a stop is requested meanwhile.
+        """
+        while not self._stop.is_set():
+            try:
+                self._producer.init_transactions(_TRANSACTION_TIMEOUT_S)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not error.retriable():
+                    raise TransactionFencedError(
+                        f"cannot initialise transactions: {error.str()}"
+                    ) from exc
+                logger.warning("transactions not initialised yet, retrying error=%s", error.str())
+                continue
+            logger.info(
+                "transactions initialised transactional_id=%s",
+                self._producer_transactional_id,
+            )
+            return
+
+    @property
+    def _producer_transactional_id(self) -> str:
+        return self._transactional_id.value if self._transactional_id else ""
 
     def _swap_models(self) -> None:
         """Serve the versions the watchers loaded; called between two batches only."""
@@ -161,11 +232,31 @@ class Worker:
         low rate every event would wait up to `batch_wait_ms`. Waiting only for the first event
         keeps latency low, while a backlog still fills whole batches from the local queue.
         """
-        worker = self._settings.worker
-        messages = self._consumer.consume(1, worker.batch_wait_ms / 1000)
-        if messages and worker.batch_size > 1:
-            messages += self._consumer.consume(worker.batch_size - 1, 0)
-        return messages
+        limit = self._batch_limit
+        messages = self._consumer.consume(1, self._settings.worker.batch_wait_ms / 1000)
+        if messages and limit > 1:
+            messages += self._consumer.consume(limit - 1, 0)
+        # A rebalance during the second call may have revoked partitions of the first one's
+        # events; their new owner reads them from the last commit.
+        return [m for m in messages if (m.topic(), m.partition()) in self._assigned]
+
+    def _adapt_batch_limit(self, events: int, elapsed_s: float) -> None:
+        """Let batches double until one would take its share of max.poll.interval.ms.
+
+        A member that does not poll within max.poll.interval.ms is removed from the group and
+        its partitions go to another, so a slow model must be given fewer events per poll.
+        """
+        budget_s = self._settings.kafka.max_poll_interval_ms / 1000 * _POLL_INTERVAL_SHARE
+        fits = int(budget_s * events / elapsed_s) if elapsed_s > 0 else self._batch_limit
+        limit = max(1, min(self._settings.worker.batch_size, 2 * self._batch_limit, fits))
+        if limit < self._batch_limit:
+            logger.info(
+                "batch limit lowered limit=%d seconds_per_event=%.4f budget_s=%g",
+                limit,
+                elapsed_s / events,
+                budget_s,
+            )
+        self._batch_limit = limit
 
     def process(self, messages: list[Message]) -> None:
         """Handle one polled batch.
@@ -173,21 +264,24 @@ class Worker:
         Steps:
             1. Decode and validate each message; invalid ones are set aside with their reason.
             2. Score the valid events with one predict_proba call.
-            3. Produce a result per scored event and a dead-letter record per rejected one.
+            3. Produce a result per scored event and a dead-letter record per rejected one,
+               inside a transaction under exactly_once.
             4. Flush: wait for every delivery report.
-            5. Store the offsets of the delivered prefix of each partition; re-read the rest.
+            5. at_least_once: store the offsets of the delivered prefix of each partition and
+               re-read the rest. exactly_once: commit the transaction with the batch's
+               offsets, or abort it and re-read the whole batch.
         """
+        started = time.perf_counter()
         batch = _Batch([message for message in messages if not self._is_consume_error(message)])
         self._metrics.batch_size.observe(len(batch.messages))
         self._metrics.events_consumed.inc(len(batch.messages))
+        if not batch.messages:
+            return
+        if self._transactional:
+            self._producer.begin_transaction()
 
         # 1. Decode and validate.
-        contract = self._scorer.contract
-        for message in batch.messages:
-            try:
-                batch.events.append((message, contract.decode(message.value())))
-            except InvalidEventError as exc:
-                batch.rejected.append((message, exc.reason, exc.detail))
+        self._decode(batch)
 
         # 2. Score.
         predictions = self._score(batch)
@@ -201,11 +295,29 @@ class Worker:
 
         # 4. Flush.
         self._flush()
-        self._metrics.results_produced.inc(len(batch.latencies_s))
-        observe_many(self._metrics.end_to_end_latency, batch.latencies_s)
 
-        # 5. Store offsets.
-        self._store_offsets(batch)
+        # 5. Store offsets, or commit the transaction.
+        if self._transactional:
+            committed = self._commit_transaction(batch)
+        else:
+            self._store_offsets(batch)
+            committed = True
+        if committed:
+            self._metrics.results_produced.inc(len(batch.latencies_s))
+            observe_many(self._metrics.end_to_end_latency, batch.latencies_s)
+        self._adapt_batch_limit(len(batch.messages), time.perf_counter() - started)
+        if batch.failed_offsets:
+            self._back_off()
+        else:
+            self._failures_in_a_row = 0
+
+    def _decode(self, batch: _Batch) -> None:
+        contract = self._scorer.contract
+        for message in batch.messages:
+            try:
+                batch.events.append((message, contract.decode(message.value())))
+            except InvalidEventError as exc:
+                batch.rejected.append((message, exc.reason, exc.detail))
 
     def _is_consume_error(self, message: Message) -> bool:
         error = message.error()
@@ -346,15 +458,99 @@ class Worker:
             logger.warning("store offsets failed error=%s", exc.args[0].str())
             return
         self._stored.update(next_offsets)
-        for (topic, partition), offset in batch.failed_offsets.items():
-            self._consumer.seek(TopicPartition(topic, partition, offset))
-        if batch.failed_offsets:
-            logger.warning(
-                "re-reading undelivered events after backoff partitions=%d backoff_s=%g",
-                len(batch.failed_offsets),
-                self._settings.worker.retry_backoff_s,
+        self._rewind(batch.failed_offsets)
+
+    def _commit_transaction(self, batch: _Batch) -> bool:
+        """Commit the batch's transaction with its input offsets; return whether it committed.
+
+        A failed delivery, or a commit the broker refuses, aborts the transaction; the batch
+        is then read again from its first offsets.
+
+        Raises:
+            TransactionFencedError: another worker initialised this transactional id.
+        """
+        first_offsets: dict[PartitionKey, int] = {}
+        next_offsets: dict[PartitionKey, int] = {}
+        for message in batch.messages:
+            key, offset = _position(message)
+            first_offsets[key] = min(first_offsets.get(key, offset), offset)
+            next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
+        try:
+            if batch.failed_offsets:
+                raise _AbortBatch(f"{len(batch.failed_offsets)} partitions had failed deliveries")
+            self._call_retrying(
+                self._producer.send_offsets_to_transaction,
+                [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                self._consumer.consumer_group_metadata(),
+                _TRANSACTION_TIMEOUT_S,
             )
-            self._stop.wait(self._settings.worker.retry_backoff_s)
+            self._call_retrying(self._producer.commit_transaction, _TRANSACTION_TIMEOUT_S)
+        except (_AbortBatch, KafkaException) as exc:
+            reason = str(exc) if isinstance(exc, _AbortBatch) else exc.args[0].str()
+            if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                raise TransactionFencedError(
+                    f"transaction of {self._producer_transactional_id} failed fatally: {reason}"
+                ) from exc
+            self._abort_transaction(reason)
+            batch.failed_offsets.update(first_offsets)
+            self._rewind(first_offsets)
+            return False
+        self._metrics.transactions.labels("committed").inc()
+        return True
+
+    def _call_retrying(self, call: Callable[..., None], *args: object) -> None:
+        """Call a transaction method, again while its error is retriable."""
+        while True:
+            try:
+                call(*args)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not error.retriable() or error.txn_requires_abort() or self._stop.is_set():
+                    raise
+                logger.warning("transaction call retried error=%s", error.str())
+
+    def _abort_transaction(self, reason: str) -> None:
+        self._metrics.transactions.labels("aborted").inc()
+        logger.warning("transaction aborted, batch will be read again reason=%s", reason)
+        try:
+            self._call_retrying(self._producer.abort_transaction, _TRANSACTION_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise TransactionFencedError(
+                    f"transaction of {self._producer_transactional_id} could not be aborted: "
+                    f"{exc.args[0].str()}"
+                ) from exc
+            raise
+
+    def _rewind(self, offsets: dict[PartitionKey, int]) -> None:
+        """Seek partitions back, so that their undelivered events are read again."""
+        for (topic, partition), offset in offsets.items():
+            if (topic, partition) not in self._assigned:
+                continue
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                logger.warning(
+                    "seek failed topic=%s partition=%d error=%s",
+                    topic,
+                    partition,
+                    exc.args[0].str(),
+                )
+
+    def _back_off(self) -> None:
+        """Wait before reading undelivered events again, twice as long after each failure."""
+        worker = self._settings.worker
+        wait_s = min(
+            worker.retry_backoff_max_s, worker.retry_backoff_s * 2**self._failures_in_a_row
+        )
+        self._failures_in_a_row += 1
+        logger.warning(
+            "re-reading undelivered events after backoff attempt=%d backoff_s=%g",
+            self._failures_in_a_row,
+            wait_s,
+        )
+        self._stop.wait(wait_s)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
@@ -363,7 +559,9 @@ class Worker:
         logger.info("partitions assigned partitions=%s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._commit([(tp.topic, tp.partition) for tp in partitions])
+        # Under exactly_once every finished batch's offsets are committed already.
+        if not self._transactional:
+            self._commit([(tp.topic, tp.partition) for tp in partitions])
         self._forget(partitions)
         self._monitor.on_revoke(partitions)
         logger.info("partitions revoked partitions=%s", _describe(partitions))
@@ -389,20 +587,36 @@ class Worker:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            self._monitor.on_commit(is_ok=False)
+            # Their events are read again by whoever owns the partitions next.
+            self._metrics.commit_failures.inc()
             logger.warning("commit failed error=%s", exc.args[0].str())
             return
-        self._monitor.on_commit(is_ok=True)
+        self._metrics.commits.inc()
         logger.debug("offsets committed partitions=%s", _describe(offsets))
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Count librdkafka's automatic commits; called from poll, on the worker's thread."""
+        if error is None:
+            self._metrics.commits.inc()
+        elif error.code() != KafkaError._NO_OFFSET:
+            self._metrics.commit_failures.inc()
+            logger.warning("automatic commit failed error=%s", error.str())
 
     def _close(self) -> None:
         for watcher in (self._watcher, self._shadow_watcher):
             if watcher is not None:
                 watcher.stop()
         self._flush()
-        self._commit(sorted(self._stored))
+        if not self._transactional:
+            self._commit(sorted(self._stored))
         self._consumer.close()
+        if self._transactional_id is not None:
+            self._transactional_id.release()
         logger.info("worker stopped group=%s", self._settings.worker.group_id)
+
+
+class _AbortBatch(Exception):  # noqa: N818 - a signal inside the worker, not an error to report
+    """The batch's transaction must be aborted."""
 
 
 def _position(message: Message) -> tuple[PartitionKey, int]:

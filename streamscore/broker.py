@@ -81,6 +81,8 @@ class EmbeddedBroker:
     port: int
     state_dir: Path
     process: subprocess.Popen[bytes] | None = None
+    # The port clients are told to connect to, when a proxy stands in front of the broker.
+    advertised_port: int | None = None
 
     @classmethod
     def from_bootstrap(cls, bootstrap_servers: str, state_dir: Path) -> EmbeddedBroker:
@@ -123,7 +125,8 @@ class EmbeddedBroker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.address}"
         command = [broker_binary(), "broker", "--listener-url", url]
-        command += ["--advertised-listener-url", url]
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
+        command += ["--advertised-listener-url", advertised]
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=detach

@@ -149,14 +149,34 @@ class TopicSettings(Section):
 
 
 class WorkerSettings(Section):
-    """Consumer group membership, micro-batching and shutdown of the worker."""
+    """Consumer group membership, micro-batching, delivery guarantee and shutdown of the worker.
+
+    `processing_guarantee` is `at_least_once` (results may repeat after a crash) or
+    `exactly_once` (results and input offsets are committed in one Kafka transaction).
+    `transactional_id` names the worker's transactional producer; when unset, each worker
+    claims `GROUP-HOST-N` with the lowest N that no other worker on this host holds, so a
+    restarted worker takes over (and fences) its predecessor's id.
+    """
 
     group_id: str = "streamscore"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    transactional_id: str | None = None
     batch_size: int = Field(2_000, ge=1, le=100_000)
     batch_wait_ms: int = Field(100, ge=0)
     max_event_bytes: int = Field(100_000, ge=1)
     flush_timeout_s: float = Field(30.0, gt=0)
     retry_backoff_s: float = Field(1.0, gt=0)
+    retry_backoff_max_s: float = Field(30.0, gt=0)
+    shutdown_timeout_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _validate_backoff(self) -> WorkerSettings:
+        if self.retry_backoff_max_s < self.retry_backoff_s:
+            raise ValueError(
+                f"retry_backoff_max_s ({self.retry_backoff_max_s:g}) is less than "
+                f"retry_backoff_s ({self.retry_backoff_s:g})"
+            )
+        return self
 
 
 class ModelSettings(Section):

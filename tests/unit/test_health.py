@@ -24,11 +24,13 @@ def _ready_health(clock: _Clock) -> Health:
 
 
 def test_health_stall_limit_from_longest_wait() -> None:
-    worker = WorkerSettings(batch_wait_ms=100, flush_timeout_s=30, retry_backoff_s=1)
+    worker = WorkerSettings(
+        batch_wait_ms=100, flush_timeout_s=30, retry_backoff_s=1, retry_backoff_max_s=45
+    )
 
     health = Health.from_settings(worker)
 
-    assert health.stall_limit_s == 3 * 30 + SCORING_SLACK_S
+    assert health.stall_limit_s == 3 * 45 + SCORING_SLACK_S
 
 
 def test_health_alive_until_stall_limit() -> None:

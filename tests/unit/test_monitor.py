@@ -1,4 +1,4 @@
-"""WorkerMonitor: lag and broker state from librdkafka statistics, commits, rebalances."""
+"""WorkerMonitor: lag and broker state from librdkafka statistics, and rebalances."""
 
 from __future__ import annotations
 
@@ -89,19 +89,6 @@ def test_monitor_all_brokers_down_error() -> None:
 
     _, body = health.readiness()
     assert body["checks"]["broker"]["detail"] == "all brokers down: 1/1 brokers are down"
-
-
-def test_monitor_auto_commit_results_counted() -> None:
-    monitor, metrics, _ = _monitor()
-    failed = TopicPartition("events", 1, 5)
-
-    monitor.on_auto_commit(None, [TopicPartition("events", 0, 10)])
-    monitor.on_auto_commit(KafkaError(KafkaError._NO_OFFSET), [])
-    monitor.on_auto_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [failed])
-
-    value = metrics.registry.get_sample_value
-    assert value("streamscore_commits_total") == 1
-    assert value("streamscore_commit_failures_total") == 1
 
 
 def test_monitor_statistics_interval_default_and_override() -> None:
