@@ -43,6 +43,7 @@ def worker(
     Example:
       streamscore worker --model-uri models:/sms-spam@champion --batch-size 200
     """
+    from stream.health import Health
     from stream.metrics import WorkerMetrics
     from stream.reload import ModelWatcher
     from stream.scorer import Scorer
@@ -61,10 +62,17 @@ def worker(
     settings = cli_context.settings(**overrides)
     _bound_registry_retries()
 
-    # Serve metrics first: a port in use should fail before the slow model load.
+    # Serve metrics first: a port in use should fail before the slow model load. Until the
+    # model is loaded and partitions are assigned, /readyz reports why the worker is not ready.
     metrics = WorkerMetrics()
-    port = metrics.serve(settings.metrics.host, settings.metrics.port)
-    logger.info("metrics served url=http://%s:%d/metrics", settings.metrics.host, port)
+    health = Health.from_settings(settings.worker)
+    port = metrics.serve(settings.metrics.host, settings.metrics.port, health)
+    logger.info(
+        "metrics served url=http://%s:%d/metrics probes=/healthz,/readyz stall_limit_s=%g",
+        settings.metrics.host,
+        port,
+        health.stall_limit_s,
+    )
     scorer = Scorer.from_registry(
         settings.model.uri, settings.model.tracking_uri, settings.worker.max_event_bytes
     )
@@ -94,7 +102,7 @@ def worker(
             on_load=lambda outcome: None,
         )
         shadow_watcher.check_once()
-    loop = Worker(settings, scorer, metrics, watcher, shadow_watcher)
+    loop = Worker(settings, scorer, metrics, watcher, shadow_watcher, health)
     _install_signal_handlers(loop.request_stop, settings.worker.shutdown_timeout_s)
     loop.run()
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 
-from streamscore.errors import StreamscoreError
+from stream.health import Health, serve
 
 NAMESPACE = "streamscore"
 
@@ -19,13 +27,24 @@ _SCORING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Probability differences lie between 0 and 1.
 _DIFFERENCE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+# Probabilities of the positive class, in tenths.
+_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 class WorkerMetrics:
-    """The worker's metrics, registered in one registry (a fresh one per test)."""
+    """The worker's metrics, registered in one registry (a fresh one per test).
+
+    Label values are bounded: reasons, outcomes and events are fixed sets, topics and partitions
+    come from the settings and the broker, labels and features from the served model. No label
+    takes an event id, a key or a payload value.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        # The default registry contains these two already, and each worker registry needs its own.
+        if self.registry is not REGISTRY:
+            ProcessCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
         self.events_consumed = Counter(
             "events_consumed",
             "Events read from the input topic.",
@@ -133,20 +152,78 @@ class WorkerMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self._add_runtime_metrics()
+        self._add_model_monitoring_metrics()
 
-    def serve(self, host: str, port: int) -> int:
-        """Serve `/metrics` over HTTP in a daemon thread; returns the port (useful with port 0)."""
-        try:
-            server, _ = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise StreamscoreError(
-                f"cannot serve metrics on {host}:{port}: {exc.strerror}; another worker may use "
-                f"it, so choose another port with --metrics-port (0 picks a free one)"
-            ) from exc
-        return int(server.server_port)
+    def serve(self, host: str, port: int, health: Health | None = None) -> int:
+        """Serve `/metrics` (and, with `health`, the probes) in a thread; return the port.
+
+        Raises:
+            StreamscoreError: the address is in use or cannot be bound.
+        """
+        return serve(host, port, self.registry, health).port
+
+    def _add_runtime_metrics(self) -> None:
+        self.events_skipped = Counter(
+            "events_skipped",
+            "Consumed messages neither scored nor dead-lettered, by reason (a librdkafka error).",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag",
+            "Messages between the committed offset and the end of an assigned input partition.",
+            ["topic", "partition"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.rebalances = Counter(
+            "rebalances",
+            "Rebalance callbacks, by event (assigned, revoked or lost).",
+            ["event"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.producer_queue = Gauge(
+            "producer_queue_messages",
+            "Messages in the producer's local queue, sampled before and during each flush.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
+    def _add_model_monitoring_metrics(self) -> None:
+        self.predictions = Counter(
+            "predictions",
+            "Scored events, by predicted label.",
+            ["label"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.positive_score = Histogram(
+            "positive_score",
+            "Probability the served model gives the positive class, per scored event.",
+            buckets=_SCORE_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.feature_drift_psi = Gauge(
+            "feature_drift_psi",
+            "Population stability index of a feature: live window against training baseline.",
+            ["feature"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.drift_alert = Gauge(
+            "drift_alert",
+            "1 while a feature's PSI is at least drift.psi_threshold, else 0.",
+            ["feature"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
 
 
-def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+def observe_many(histogram: Histogram, values: Sequence[float] | np.ndarray) -> None:
     """Observe many values with one increment per bucket instead of one call per value.
 
     `Histogram.observe` takes a lock and scans the buckets in Python for every value. This
@@ -154,7 +231,7 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     bucket values (prometheus_client 0.26); if those internals are missing, it observes each
     value.
     """
-    if not values:
+    if len(values) == 0:
         return
     upper_bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from streamscore.baseline import BASELINE_ARTIFACT, BaselineError, DriftBaseline
 from streamscore.errors import ModelLoadError, StreamscoreError
 from streamscore.events import Event, InputContract, InvalidEventError, format_time
 
@@ -47,6 +48,7 @@ class Scorer:
     """A loaded scikit-learn classifier with its registry identity and input contract.
 
     The model must offer `predict_proba` and `classes_`, as a fitted sklearn Pipeline does.
+    `baseline` is the drift baseline its training run saved, None when the run has none.
     """
 
     model: Any
@@ -54,6 +56,7 @@ class Scorer:
     name: str
     version: str
     run_id: str = ""
+    baseline: DriftBaseline | None = None
 
     def __post_init__(self) -> None:
         if not hasattr(self.model, "predict_proba"):
@@ -105,7 +108,8 @@ class Scorer:
             contract = InputContract.from_signature(metadata.signature, max_event_bytes)
         except StreamscoreError as exc:
             raise ModelLoadError(exact_uri, str(exc)) from exc
-        scorer = cls(model, contract, name, version, run_id)
+        baseline = _load_baseline(client, run_id, exact_uri)
+        scorer = cls(model, contract, name, version, run_id, baseline)
         scorer.smoke_test(example)
         return scorer
 
@@ -185,6 +189,36 @@ class Scorer:
         labels = self._classes[best].tolist()
         chosen = probabilities[np.arange(len(best)), best].tolist()
         return [Prediction(str(label), float(p)) for label, p in zip(labels, chosen, strict=True)]
+
+
+def _load_baseline(client: Any, run_id: str, uri: str) -> DriftBaseline | None:
+    """Download the drift baseline of the model's run; None, logged once, when there is none."""
+    import tempfile
+
+    import orjson
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        logger.info("model has no run, feature drift not monitored uri=%s", uri)
+        return None
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            path = client.download_artifacts(run_id, BASELINE_ARTIFACT, directory)
+            content = Path(path).read_bytes()
+    except (MlflowException, OSError) as exc:
+        logger.info(
+            "model has no drift baseline, feature drift not monitored uri=%s error=%s",
+            uri,
+            str(exc).splitlines()[0],
+        )
+        return None
+    try:
+        return DriftBaseline.from_dict(orjson.loads(content))
+    except (BaselineError, orjson.JSONDecodeError) as exc:
+        logger.warning(
+            "drift baseline invalid, feature drift not monitored uri=%s error=%s", uri, exc
+        )
+        return None
 
 
 def resolve(uri: str, tracking_uri: str) -> tuple[str, str, str]:

@@ -29,7 +29,9 @@ from typing import cast
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from stream.health import Health
 from stream.metrics import WorkerMetrics, observe_many
+from stream.monitor import WorkerMonitor
 from stream.reload import ModelWatcher
 from stream.scorer import Prediction, Scorer
 from stream.shadow import compare_with_shadow
@@ -76,7 +78,7 @@ class Worker:
 
     Owns one consumer and one producer. `run` blocks until a signal handler or another thread
     calls `request_stop`. It then finishes the batch in hand, commits what was delivered, leaves
-    the group and returns.
+    the group and returns. `health`, when given, is the state that /healthz and /readyz serve.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Worker:
         metrics: WorkerMetrics,
         watcher: ModelWatcher | None = None,
         shadow_watcher: ModelWatcher | None = None,
+        health: Health | None = None,
     ) -> None:
         self._settings = settings
         self._scorer = scorer
@@ -96,6 +99,9 @@ class Worker:
         self._stop = threading.Event()
         self._assigned: set[PartitionKey] = set()
         self._stored: dict[PartitionKey, int] = {}
+        self._monitor = WorkerMonitor(
+            settings, metrics, health or Health.from_settings(settings.worker)
+        )
         worker = settings.worker
         self._batch_limit = min(worker.batch_size, _FIRST_BATCH_LIMIT)
         self._failures_in_a_row = 0
@@ -103,6 +109,7 @@ class Worker:
         consumer_settings = consumer_config(
             settings.kafka, worker.group_id, on_commit=self._on_commit
         )
+        consumer_settings.update(self._monitor.consumer_callbacks(consumer_settings))
         # Delivery reports of a batch must arrive well within max.poll.interval.ms, or the
         # worker would be removed from the group while it waits.
         producer_settings = producer_config(settings.kafka)
@@ -127,6 +134,7 @@ class Worker:
         self._consumer = Consumer(consumer_settings)
         self._producer = Producer(producer_settings)
         metrics.model_info.labels(scorer.name, scorer.version, scorer.run_id).set(1)
+        self._monitor.on_model(scorer)
 
     def request_stop(self) -> None:
         """Ask `run` to return after the batch in hand; safe from signal handlers and threads."""
@@ -161,6 +169,7 @@ class Worker:
             if self._transactional:
                 self._init_transactions()
             while not self._stop.is_set():
+                self._monitor.on_loop()
                 self._swap_models()
                 messages = self._poll_batch()
                 if messages:
@@ -183,6 +192,8 @@ class Worker:
                         f"cannot initialise transactions: {error.str()}"
                     ) from exc
                 logger.warning("transactions not initialised yet, retrying error=%s", error.str())
+                # Waiting for the broker is not a stuck loop: /readyz reports the broker.
+                self._monitor.on_loop()
                 continue
             logger.info(
                 "transactions initialised transactional_id=%s",
@@ -201,6 +212,7 @@ class Worker:
             self._metrics.model_info.remove(served.name, served.version, served.run_id)
             self._metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
             self._scorer = loaded
+            self._monitor.on_model(loaded)
             logger.info(
                 "model swapped name=%s from_version=%s to_version=%s",
                 loaded.name,
@@ -316,6 +328,7 @@ class Worker:
         if error is None:
             return False
         logger.warning("consume error error=%s", error.str())
+        self._monitor.on_consume_error(error)
         return True
 
     def _score(self, batch: _Batch) -> list[Prediction | None]:
@@ -327,6 +340,7 @@ class Worker:
         scored = self._scorer.score(events)
         self._metrics.scoring_duration.observe(time.perf_counter() - started)
         batch.scored_at = format_time()
+        self._monitor.on_scored(events, scored)
         for index, detail in scored.failures.items():
             batch.rejected.append((batch.events[index][0], Reason.SCORING_FAILED, detail))
         if self._shadow is not None:
@@ -432,11 +446,15 @@ class Worker:
             TransactionFencedError: the transactional producer failed fatally, which happens
                 when a newer worker took over its transactional id.
         """
+        self._monitor.on_flush_wait(len(self._producer))
         if self._transactional:
             self._wait_for_deliveries()
+            self._monitor.on_flush_wait(0)
             return
         while (remaining := self._producer.flush(self._settings.worker.flush_timeout_s)) > 0:
+            self._monitor.on_flush_wait(remaining)
             logger.warning("delivery reports pending remaining=%d", remaining)
+        self._monitor.on_flush_wait(0)
 
     def _wait_for_deliveries(self) -> None:
         """Serve delivery reports until none is pending, for a transactional producer.
@@ -532,6 +550,7 @@ class Worker:
                 if not error.retriable() or error.txn_requires_abort() or self._stop.is_set():
                     raise
                 logger.warning("transaction call retried error=%s", error.str())
+                self._monitor.on_loop()
 
     def _abort_transaction(self, reason: str) -> None:
         self._metrics.transactions.labels("aborted").inc()
@@ -578,6 +597,7 @@ class Worker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
         self._metrics.assigned_partitions.set(len(self._assigned))
+        self._monitor.on_assign(partitions)
         logger.info("partitions assigned partitions=%s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -585,11 +605,13 @@ class Worker:
         if not self._transactional:
             self._commit([(tp.topic, tp.partition) for tp in partitions])
         self._forget(partitions)
+        self._monitor.on_revoke(partitions)
         logger.info("partitions revoked partitions=%s", _describe(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member may own these already: committing now could move its offsets back.
         self._forget(partitions)
+        self._monitor.on_lost(partitions)
         logger.warning("partitions lost partitions=%s", _describe(partitions))
 
     def _forget(self, partitions: list[TopicPartition]) -> None:

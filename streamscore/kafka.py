@@ -10,8 +10,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamscore.errors import BrokerError
-from streamscore.settings import KafkaSettings, Settings, TopicSettings
+from streamscore.errors import BrokerError, ConfigError
+from streamscore.settings import KafkaSettings, SecuritySettings, Settings, TopicSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,40 @@ def _common(kafka: KafkaSettings) -> dict[str, Any]:
         "bootstrap.servers": kafka.bootstrap_servers,
         "logger": _librdkafka_logger,
     }
+    config.update(security_properties(kafka.security))
     config.update(kafka.client)
     return config
+
+
+def security_properties(security: SecuritySettings) -> dict[str, str]:
+    """Map the `kafka.security` section onto librdkafka properties, secrets revealed.
+
+    The returned mapping contains passwords in clear text. Pass it to a client, never log it.
+
+    Raises:
+        ConfigError: an `ssl_*` file does not exist.
+    """
+    properties: dict[str, str] = {"security.protocol": security.protocol}
+    if security.sasl_mechanism is not None:
+        properties["sasl.mechanism"] = security.sasl_mechanism
+    if security.sasl_username is not None:
+        properties["sasl.username"] = security.sasl_username
+    if security.sasl_password is not None:
+        properties["sasl.password"] = security.sasl_password.get_secret_value()
+    files = {
+        "ssl_ca_location": ("ssl.ca.location", security.ssl_ca_location),
+        "ssl_certificate_location": ("ssl.certificate.location", security.ssl_certificate_location),
+        "ssl_key_location": ("ssl.key.location", security.ssl_key_location),
+    }
+    for key, (name, path) in files.items():
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"kafka.security.{key}: file {str(path)!r} not found")
+        properties[name] = str(path)
+    if security.ssl_key_password is not None:
+        properties["ssl.key.password"] = security.ssl_key_password.get_secret_value()
+    return properties
 
 
 def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:

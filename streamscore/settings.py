@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -48,6 +49,72 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class SecuritySettings(Section):
+    """Authentication and encryption settings of every Kafka client.
+
+    Secrets are `SecretStr`, so they print as asterisks. Set them with environment variables
+    such as `STREAMSCORE_KAFKA__SECURITY__SASL_PASSWORD` rather than in a file.
+    """
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+    @property
+    def is_sasl(self) -> bool:
+        """Whether the protocol authenticates with SASL."""
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def is_ssl(self) -> bool:
+        """Whether the protocol encrypts with TLS."""
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _validate_protocol_settings(self) -> SecuritySettings:
+        sasl = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_username": self.sasl_username,
+            "sasl_password": self.sasl_password,
+        }
+        ssl = {
+            "ssl_ca_location": self.ssl_ca_location,
+            "ssl_certificate_location": self.ssl_certificate_location,
+            "ssl_key_location": self.ssl_key_location,
+            "ssl_key_password": self.ssl_key_password,
+        }
+        if self.is_sasl:
+            for key, value in sasl.items():
+                if value is None:
+                    raise ValueError(f"{key} is required when protocol is {self.protocol}")
+        else:
+            _reject_unused(sasl, self.protocol, "SASL_PLAINTEXT or SASL_SSL")
+        if not self.is_ssl:
+            _reject_unused(ssl, self.protocol, "SSL or SASL_SSL")
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError(
+                "ssl_certificate_location and ssl_key_location must be set together, "
+                "got only one of them"
+            )
+        return self
+
+
+def _reject_unused(values: dict[str, Any], protocol: str, needed: str) -> None:
+    """Reject settings that the protocol would ignore, because that could hide a wrong protocol."""
+    for key, value in values.items():
+        if value is not None:
+            raise ValueError(f"{key} is set but protocol is {protocol}; set protocol to {needed}")
+
+
 class KafkaSettings(Section):
     """Connection and client options shared by every Kafka client streamscore creates."""
 
@@ -59,6 +126,7 @@ class KafkaSettings(Section):
     client: ClientProperties = Field(default_factory=dict)
     consumer: ClientProperties = Field(default_factory=dict)
     producer: ClientProperties = Field(default_factory=dict)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -128,10 +196,28 @@ class ModelSettings(Section):
 
 
 class MetricsSettings(Section):
-    """The HTTP endpoint that serves Prometheus metrics."""
+    """The HTTP endpoint that serves Prometheus metrics, /healthz and /readyz."""
 
     host: str = "127.0.0.1"
     port: int = Field(9400, ge=0, le=65_535)
+
+
+class DriftSettings(Section):
+    """Feature drift of live events against the baseline the trainer saved with the model."""
+
+    window_events: int = Field(5_000, ge=10)
+    min_events: int = Field(500, ge=1)
+    interval_s: float = Field(30.0, ge=0)
+    psi_threshold: float = Field(0.2, gt=0)
+
+    @model_validator(mode="after")
+    def _validate_min_events(self) -> DriftSettings:
+        if self.min_events > self.window_events:
+            raise ValueError(
+                f"min_events ({self.min_events}) must not exceed window_events "
+                f"({self.window_events})"
+            )
+        return self
 
 
 # Held-out metrics that the trainer computes, and that the quality gate can set minimums for.
@@ -191,16 +277,32 @@ class TrainingSettings(Section):
         return [*self.numeric_columns, *self.categorical_columns]
 
 
-class LoggingSettings(Section):
-    """Log level and format of every command."""
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+class LoggingSettings(Section):
+    """Log level and format of every command, and levels of single loggers."""
+
+    level: LogLevel = "INFO"
     format: Literal["text", "json"] = "text"
+    # Logger name to level, e.g. {"stream.worker": "DEBUG", "streamscore.librdkafka": "ERROR"}.
+    loggers: dict[str, LogLevel] = Field(default_factory=dict)
 
     @field_validator("level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+        return _upper(value)
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _upper_logger_levels(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {name: _upper(level) for name, level in value.items()}
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -219,6 +321,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
@@ -338,6 +441,8 @@ def _describe(error: Any) -> str:
     elif error["type"] == "value_error":
         # Our own validators already name the value they reject.
         message = f"{key}: {error['msg'].removeprefix('Value error, ')}"
+    elif _is_secret(error["loc"]):
+        message = f"{key}: {error['msg']} (value hidden)"
     else:
         message = f"{key}: {error['msg']} (got {error.get('input')!r})"
     env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
@@ -346,3 +451,8 @@ def _describe(error: Any) -> str:
         if error["type"] in ("list_type", "dict_type"):
             message += "; a list or mapping in an environment variable must be JSON"
     return message
+
+
+def _is_secret(location: tuple[Any, ...]) -> bool:
+    """Return whether an error is about a password, whose value must not be printed."""
+    return any(str(part).endswith("password") for part in location)

@@ -20,6 +20,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from streamscore.baseline import BASELINE_ARTIFACT, DriftBaseline, build_baseline
 from streamscore.errors import InputFileError, StreamscoreError
 from streamscore.settings import Settings, TrainingSettings
 from trainer.aliases import AliasMove, alias_version, promote
@@ -86,7 +87,8 @@ def train(settings: Settings, on_step: Callable[[str], None] | None = None) -> T
         3. Fit the pipeline on the train set.
         4. Evaluate it on the test set.
         5. Evaluate the current champion, if any, on the same test set and decide the gate.
-        6. Log params, metrics, the gate decision, figures and the model to a run.
+        6. Log params, metrics, the gate decision, figures, the drift baseline and the model
+           to a run.
         7. Register the model as a new version of `training.registered_model`, wait for READY.
         8. Move `training.alias` to the new version only if the gate promoted it.
 
@@ -135,6 +137,7 @@ def train(settings: Settings, on_step: Callable[[str], None] | None = None) -> T
             mlflow.log_metrics({**metrics, **decision.champion_metrics()})
             mlflow.set_tags(decision.tags())
             log_figures(pipeline, x_test, y_test, training.positive_label)
+            mlflow.log_dict(_drift_baseline(x_train, training).to_dict(), BASELINE_ARTIFACT)
             model_info = _log_model(pipeline, signature, x_train)
         run_id = run.info.run_id
         logger.info("run logged run_id=%s experiment_id=%s", run_id, experiment_id)
@@ -200,6 +203,16 @@ def _split(
         ) from exc
     logger.info("data split train_rows=%d test_rows=%d", len(x_train), len(x_test))
     return x_train, x_test, y_train, y_test
+
+
+def _drift_baseline(x_train: pd.DataFrame, training: TrainingSettings) -> DriftBaseline:
+    """Compute the baseline the worker compares live features with; categoricals are left out."""
+    if training.pipeline == "text":
+        numeric, text = [], [training.text_column]
+    else:
+        numeric, text = training.numeric_columns, []
+    columns = {name: x_train[name].tolist() for name in [*numeric, *text]}
+    return build_baseline(columns, numeric, text, training.positive_label)
 
 
 def _prepare_tracking(settings: Settings) -> str:

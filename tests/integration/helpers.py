@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.scorer import Scorer
 from stream.worker import Worker
@@ -77,10 +78,12 @@ def read_topic(
 
 
 @contextmanager
-def running_worker(settings: Settings, scorer: Scorer) -> Iterator[WorkerMetrics]:
+def running_worker(
+    settings: Settings, scorer: Scorer, health: Health | None = None
+) -> Iterator[WorkerMetrics]:
     """Run a worker in a thread for the duration of the block, then stop it gracefully."""
     metrics = WorkerMetrics(CollectorRegistry())
-    worker = Worker(settings, scorer, metrics)
+    worker = Worker(settings, scorer, metrics, health=health)
     errors: list[BaseException] = []
 
     def run() -> None:
