@@ -10,7 +10,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-deps bench lint typecheck train worker publish results broker-start broker-stop run-stack stop-stack
+.PHONY: help install demo test test-deps bench chaos lint typecheck train worker publish results broker-start broker-stop run-stack stop-stack
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,12 +38,15 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP) ## Measure the worker against its ceilings and peers (under 10 minutes)
 	$(BIN)/python -m bench
 
+chaos: $(STAMP) ## Kill, rebalance and starve workers; write reports/chaos.json (under 10 minutes)
+	$(BIN)/python -m chaos
+
 lint: $(STAMP) ## Check formatting and lint rules
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP) ## Type-check the packages
-	$(BIN)/mypy streamscore stream producer trainer
+	$(BIN)/mypy streamscore stream producer trainer chaos
 
 train: $(STAMP) ## Train the spam model and register it (alias moves if it passes the gate)
 	$(BIN)/streamscore train

@@ -15,11 +15,23 @@ from pathlib import Path
 
 import orjson
 
-from chaos.harness import REPO, ChaosContext, Outcome, train_model
+from chaos.harness import (
+    REPO,
+    ChaosContext,
+    Outcome,
+    broker_hides_aborted_transactions,
+    train_model,
+)
 from chaos.scenarios import all_scenarios
 from streamscore.broker import EmbeddedBroker, free_port
 
 logger = logging.getLogger("chaos")
+
+BROKER_SHOWS_ABORTED = (
+    "this broker shows read_committed readers the records of aborted transactions (Tansu "
+    "0.6.0 does); a SIGKILL between a batch's produce and its commit then shows duplicates "
+    "that Kafka would hide"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             tracking_uri = f"sqlite:///{run_dir / 'mlflow.db'}"
             model_uri = train_model(tracking_uri, run_dir / "train")
+            hides_aborted = broker_hides_aborted_transactions(external or broker.address)  # type: ignore[union-attr]
             context = ChaosContext(external or broker.address, tracking_uri, run_dir, model_uri)  # type: ignore[union-attr]
             outcomes = []
             for name, guarantee, scenario in scenarios:
@@ -60,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info(
                     "scenario finished name=%s seconds=%.1f", name, time.monotonic() - started
                 )
+                if guarantee == "exactly_once" and not hides_aborted:
+                    outcome.notes.append(BROKER_SHOWS_ABORTED)
                 outcomes.append(outcome)
         finally:
             if broker is not None:

@@ -6,11 +6,12 @@ something on the way; the tally reads the output and dead-letter topics with rea
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from chaos.harness import ChaosContext, Outcome
+from chaos.harness import ChaosContext, Outcome, broker_hides_aborted_transactions
 from chaos.scenarios import (
     broker_outage,
     graceful_shutdown,
@@ -47,7 +48,21 @@ def test_sigkill_exactly_once_loses_and_repeats_nothing(context: ChaosContext) -
     outcome = sigkill("exactly_once", kills=2)(context, EVENTS)
 
     _assert_complete(outcome)
+    if outcome.duplicates and not broker_hides_aborted_transactions(context.bootstrap):
+        pytest.xfail(
+            f"{outcome.duplicates} duplicates: this broker shows read_committed readers the "
+            f"records of the transaction the SIGKILL left open, which Kafka hides"
+        )
     assert outcome.duplicates == 0, outcome
+
+
+def test_embedded_broker_still_shows_aborted_records(context: ChaosContext) -> None:
+    # Tansu 0.6.0 ignores isolation.level=read_committed. When a new version hides aborted
+    # records, this fails, and the exactly-once test above can no longer be an expected failure.
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("only the embedded broker is known to show aborted records")
+
+    assert not broker_hides_aborted_transactions(context.bootstrap)
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
