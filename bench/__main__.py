@@ -28,7 +28,6 @@ from bench.context import MODEL_URI, BenchContext, create_topics, publish_backlo
 from bench.measure import RunResult, not_run
 from streamscore.broker import EmbeddedBroker, free_port
 
-EXACTLY_ONCE_NOTE = "not implemented: the worker has no exactly-once mode yet"
 THROUGHPUT_RUNS = (
     "model_ceiling",
     "kafka_ceiling",
@@ -179,7 +178,9 @@ def _throughput_runs(
             context, "kafka_ceiling", context.input_topic, args.events
         ),
         "streamscore": lambda: suite.workers(context, "streamscore", 1, args.events),
-        "streamscore_exactly_once": lambda: not_run(EXACTLY_ONCE_NOTE),
+        "streamscore_exactly_once": lambda: suite.workers(
+            context, "streamscore_exactly_once", 1, args.events, guarantee="exactly_once"
+        ),
         "scaling_2_workers": lambda: suite.workers(context, "scaling_2_workers", 2, args.events),
         "naive_loop": lambda: suite.child_loop(context, "naive_loop", small, args.small_events),
         "quix_streams": lambda: (

@@ -94,7 +94,7 @@ def train_model(context: BenchContext, is_quick: bool) -> None:
         "data_path": DATA,
         "registered_model": MODEL_NAME,
         "experiment": MODEL_NAME,
-        "min_f1": 0.0,
+        "min_metrics": {"f1": 0.0},
     }
     if is_quick:
         data_path = context.state_dir / "sms-quick.tsv"

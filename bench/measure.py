@@ -207,4 +207,6 @@ def _reader_config(bootstrap: str) -> dict[str, str | int | bool]:
         "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
+        # The exactly-once run's results count once their transaction commits.
+        "isolation.level": "read_committed",
     }

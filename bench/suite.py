@@ -89,13 +89,18 @@ def child_loop(context: BenchContext, name: str, input_topic: str, events: int) 
 
 
 def workers(
-    context: BenchContext, name: str, count: int, events: int, profile: Path | None = None
+    context: BenchContext,
+    name: str,
+    count: int,
+    events: int,
+    profile: Path | None = None,
+    guarantee: str = "at_least_once",
 ) -> RunResult:
     """Run `count` worker processes in one group until the output holds `events` results.
 
     With `profile`, the first worker runs under pyinstrument, which writes its text report there.
     """
-    settings = context.settings(name)
+    settings = context.settings(name, worker={"processing_guarantee": guarantee})
     create_topics(context.bootstrap, [settings.topics.output, settings.topics.dead_letter])
     config = write_config(settings, context.state_dir / f"{name}.yaml")
     reader = ResultReader(context.bootstrap, settings.topics.output)

@@ -52,6 +52,11 @@ class BrokerProxy:
             listener, self._listener = self._listener, None
             connections, self._connections = self._connections, []
         if listener is not None:
+            # Closing alone leaves the port listening while the accept thread waits on it.
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         for connection in connections:
             _close(connection)

@@ -42,23 +42,6 @@ START_ORDER = [
     ("grafana", "prometheus", "service_healthy"),
 ]
 
-# NOTE: the metrics of the runtime monitoring (lag, commits, rebalances, predictions, drift),
-# by their scraped names and types. The dashboard and the alert rules use them. The check below
-# accepts them even while stream.metrics.WorkerMetrics does not declare them yet; once it does,
-# this table adds nothing and can go.
-AGREED_METRICS = {
-    "streamscore_events_skipped_total": "counter",
-    "streamscore_consumer_lag": "gauge",
-    "streamscore_commits_total": "counter",
-    "streamscore_commit_failures_total": "counter",
-    "streamscore_rebalances_total": "counter",
-    "streamscore_producer_queue_messages": "gauge",
-    "streamscore_predictions_total": "counter",
-    "streamscore_positive_score": "histogram",
-    "streamscore_feature_drift_psi": "gauge",
-    "streamscore_drift_alert": "gauge",
-}
-
 # Series names that each metric type adds to the name it is declared with.
 _SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -83,13 +66,10 @@ _PROMQL_KEYWORDS = {
 
 
 def _exported_series() -> set[str]:
-    """Return every series name a worker can expose, from its registry and the agreed table."""
+    """Return every series name a worker can expose, from its registry."""
     names: set[str] = set()
     for family in WorkerMetrics().registry.collect():
         names.update(family.name + suffix for suffix in _SUFFIXES[family.type])
-    for name, kind in AGREED_METRICS.items():
-        base = name.removesuffix("_total") if kind == "counter" else name
-        names.update(base + suffix for suffix in _SUFFIXES[kind])
     return names
 
 
