@@ -50,6 +50,9 @@ Headers = list[tuple[str, str | bytes | None]]
 _FIRST_BATCH_LIMIT = 100
 # A batch may take this share of max.poll.interval.ms from poll to commit.
 _POLL_INTERVAL_SHARE = 0.25
+# Once this many at_least_once events are stored but uncommitted, commit without waiting for
+# the next auto-commit.
+_COMMIT_AT_ONCE_EVENTS = 250
 # How long one transaction call may wait for the broker before it is retried.
 _TRANSACTION_TIMEOUT_S = 30.0
 
@@ -105,6 +108,7 @@ class Worker:
         worker = settings.worker
         self._batch_limit = min(worker.batch_size, _FIRST_BATCH_LIMIT)
         self._failures_in_a_row = 0
+        self._uncommitted_events = 0
         self._transactional = worker.processing_guarantee == "exactly_once"
         consumer_settings = consumer_config(
             settings.kafka, worker.group_id, on_commit=self._on_commit
@@ -500,6 +504,14 @@ class Worker:
             return
         self._stored.update(next_offsets)
         self._rewind(batch.failed_offsets)
+        # A crash repeats what was stored but not yet committed. Right after a restart a
+        # worker works through a backlog far faster than auto-commit's interval, so commit as
+        # soon as many events are at stake.
+        self._uncommitted_events += len(batch.messages)
+        if self._uncommitted_events >= _COMMIT_AT_ONCE_EVENTS:
+            stored = [TopicPartition(t, p, o) for (t, p), o in self._stored.items()]
+            self._consumer.commit(offsets=stored, asynchronous=True)
+            self._uncommitted_events = 0
 
     def _commit_transaction(self, batch: _Batch) -> bool:
         """Commit the batch's transaction with its input offsets; return whether it committed.
@@ -640,6 +652,7 @@ class Worker:
         """Count librdkafka's automatic commits; called from poll, on the worker's thread."""
         if error is None:
             self._metrics.commits.inc()
+            self._uncommitted_events = 0
         elif error.code() != KafkaError._NO_OFFSET:
             self._metrics.commit_failures.inc()
             logger.warning("automatic commit failed error=%s", error.str())
