@@ -48,7 +48,7 @@ def worker(
     from stream.reload import ModelWatcher
     from stream.scorer import Scorer
     from stream.worker import Worker
-    from streamscore.kafka import ensure_topics
+    from streamscore.kafka import check_client_properties, ensure_topics
 
     overrides: dict[str, dict[str, object]] = {"model": {}, "worker": {}, "metrics": {}}
     if model_uri:
@@ -60,6 +60,7 @@ def worker(
     if metrics_port is not None:
         overrides["metrics"]["port"] = metrics_port
     settings = cli_context.settings(**overrides)
+    check_client_properties(settings.kafka)
     _bound_registry_retries()
 
     # Serve metrics first: a port in use should fail before the slow model load. Until the

@@ -44,6 +44,8 @@ class WorkerMonitor:
         self._drift = DriftMonitor(settings.drift, metrics)
         self._default_positive_label = settings.training.positive_label
         self._assigned: set[PartitionKey] = set()
+        # Offsets committed inside transactions, which librdkafka's statistics never see.
+        self._committed_in_transactions: dict[PartitionKey, int] = {}
         self._scorer: Scorer | None = None
         self._positive_column: int | None = None
         self._is_all_down = False
@@ -130,6 +132,7 @@ class WorkerMonitor:
     def _forget(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
+            self._committed_in_transactions.pop((tp.topic, tp.partition), None)
             try:
                 self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
             except KeyError:
@@ -146,6 +149,10 @@ class WorkerMonitor:
             logger.warning("all brokers down error=%s", error.str())
         self._is_all_down = True
 
+    def on_transaction_committed(self, offsets: dict[PartitionKey, int]) -> None:
+        """Record the input offsets an exactly_once batch committed with its transaction."""
+        self._committed_in_transactions.update(offsets)
+
     def on_statistics(self, statistics_json: str) -> None:
         """Export the lag of each assigned partition and record broker and group state."""
         statistics = orjson.loads(statistics_json)
@@ -160,6 +167,11 @@ class WorkerMonitor:
             for partition_id, partition in topic_statistics.get("partitions", {}).items():
                 partition_number = int(partition_id)
                 lag = partition.get("consumer_lag", -1)
+                committed = self._committed_in_transactions.get((topic, partition_number))
+                stable_end = partition.get("ls_offset", -1)
+                if committed is not None and stable_end >= 0:
+                    # read_committed consumers see up to the last stable offset.
+                    lag = max(0, stable_end - committed)
                 # -1: librdkafka has no committed or end offset for it yet.
                 if (topic, partition_number) not in self._assigned or lag < 0:
                     continue

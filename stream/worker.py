@@ -53,11 +53,17 @@ _POLL_INTERVAL_SHARE = 0.25
 # Once this many at_least_once events are stored but uncommitted, commit without waiting for
 # the next auto-commit.
 _COMMIT_AT_ONCE_EVENTS = 250
-# How long one transaction call may wait for the broker before it is retried.
+# How long one transaction call may wait for the broker, and how often it is tried. A worker
+# that cannot finish a transaction in that time exits; its successor aborts the transaction.
 _TRANSACTION_TIMEOUT_S = 30.0
+_TRANSACTION_ATTEMPTS = 2
 
 
-class TransactionFencedError(StreamscoreError):
+class TransactionError(StreamscoreError):
+    """A transaction could neither commit nor abort; the worker must start again."""
+
+
+class TransactionFencedError(TransactionError):
     """Another worker took over this worker's transactional id; this one must stop."""
 
 
@@ -549,20 +555,21 @@ class Worker:
             self._rewind(first_offsets)
             return False
         self._metrics.transactions.labels("committed").inc()
+        self._monitor.on_transaction_committed(next_offsets)
         return True
 
     def _call_retrying(self, call: Callable[..., None], *args: object) -> None:
-        """Call a transaction method, again while its error is retriable."""
-        while True:
+        """Call a transaction method, again while its error is retriable, at most twice."""
+        for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
             try:
                 call(*args)
                 return
             except KafkaException as exc:
                 error = exc.args[0]
-                if not error.retriable() or error.txn_requires_abort() or self._stop.is_set():
+                is_last = attempt == _TRANSACTION_ATTEMPTS or self._stop.is_set()
+                if not error.retriable() or error.txn_requires_abort() or is_last:
                     raise
                 logger.warning("transaction call retried error=%s", error.str())
-                self._monitor.on_loop()
 
     def _abort_transaction(self, reason: str) -> None:
         self._metrics.transactions.labels("aborted").inc()
@@ -570,12 +577,11 @@ class Worker:
         try:
             self._call_retrying(self._producer.abort_transaction, _TRANSACTION_TIMEOUT_S)
         except KafkaException as exc:
-            if exc.args[0].fatal():
-                raise TransactionFencedError(
-                    f"transaction of {self._producer_transactional_id} could not be aborted: "
-                    f"{exc.args[0].str()}"
-                ) from exc
-            raise
+            error_class = TransactionFencedError if exc.args[0].fatal() else TransactionError
+            raise error_class(
+                f"transaction of {self._producer_transactional_id} could not be aborted: "
+                f"{exc.args[0].str()}; the next worker with this id aborts it"
+            ) from exc
 
     def _rewind(self, offsets: dict[PartitionKey, int]) -> None:
         """Seek partitions back, so that their undelivered events are read again."""

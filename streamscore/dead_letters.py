@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streamscore.errors import StreamscoreError
 from streamscore.kafka import check_broker, producer_config
-from streamscore.results import wants_json
+from streamscore.results import printable, wants_json
 from streamscore.settings import Settings
 from streamscore.topic_reader import read_messages
 
@@ -196,10 +196,10 @@ def _print(records: Iterable[DeadLetter], is_json: bool, follow: bool) -> None:
             if is_json:
                 click.echo(orjson.dumps(record.to_json()).decode())
                 continue
-            message = record.headers.get("error.message", "-")
+            message = printable(record.headers.get("error.message", "-"))
             if len(message) > _MESSAGE_WIDTH:
                 message = message[: _MESSAGE_WIDTH - 3] + "..."
-            key = _text(record.key) or "-"
+            key = printable(_text(record.key) or "-")
             position = f"{record.partition}:{record.offset}"
             click.echo(f"{position:<10}  {record.reason:<14}  {key:<32}  {message}")
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamscore.errors import BrokerError, ConfigError
@@ -200,6 +200,27 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str]:
     return created
 
 
+def check_client_properties(kafka: KafkaSettings) -> None:
+    """Build a consumer and a producer once, so that an unknown or invalid property fails now.
+
+    librdkafka checks the pass-through properties (`kafka.client`, `kafka.consumer`,
+    `kafka.producer`) only when a client is created, which a worker does after loading its model.
+
+    Raises:
+        ConfigError: librdkafka rejected a property; the message names it.
+    """
+    for section, build in (
+        ("kafka.client or kafka.consumer", lambda: Consumer(consumer_config(kafka, "check"))),
+        ("kafka.client or kafka.producer", lambda: Producer(producer_config(kafka))),
+    ):
+        try:
+            client = build()
+        except KafkaException as exc:
+            raise ConfigError(f"{section}: {exc.args[0].str()}") from exc
+        if isinstance(client, Consumer):
+            client.close()
+
+
 def check_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     """Send one metadata request, so that a command fails fast when no broker is reachable.
 
@@ -209,6 +230,7 @@ def check_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     Raises:
         BrokerError: no broker returned metadata within `timeout_s`; the message names the fix.
     """
+    check_client_properties(kafka)
     # log_level 0 keeps librdkafka's own connection errors off stderr; the error below says it.
     admin = AdminClient(admin_config(kafka, log_level=0))
     try:

@@ -216,13 +216,25 @@ def _format_line(
     return f"{event_id:<32}  {label:<8}  {probability:>11}  {model_version:>13}  {latency:>9}"
 
 
+def printable(value: Any) -> str:
+    """Return `value` as text whose control characters are escaped, safe to print on a terminal.
+
+    Event ids come from whoever publishes events; printed raw, an escape sequence in one could
+    retitle or recolour the reader's terminal.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _format_result(result: dict[str, Any], latency: float | None) -> str:
     probability = result.get("probability")
     return _format_line(
-        str(result["event_id"]),
-        str(result["label"]),
+        printable(result["event_id"]),
+        printable(result["label"]),
         f"{probability:.4f}" if isinstance(probability, int | float) else "-",
-        str(result.get("model_version", "-")),
+        printable(result.get("model_version", "-")),
         _format_duration(latency) if latency is not None else "-",
     )
 

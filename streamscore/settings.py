@@ -164,10 +164,19 @@ class WorkerSettings(Section):
     batch_size: int = Field(2_000, ge=1, le=100_000)
     batch_wait_ms: int = Field(100, ge=0)
     max_event_bytes: int = Field(100_000, ge=1)
-    flush_timeout_s: float = Field(30.0, gt=0)
-    retry_backoff_s: float = Field(1.0, gt=0)
-    retry_backoff_max_s: float = Field(30.0, gt=0)
-    shutdown_timeout_s: float = Field(60.0, gt=0)
+    flush_timeout_s: float = Field(30.0, gt=0, allow_inf_nan=False)
+    retry_backoff_s: float = Field(1.0, gt=0, allow_inf_nan=False)
+    retry_backoff_max_s: float = Field(30.0, gt=0, allow_inf_nan=False)
+    shutdown_timeout_s: float = Field(60.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("transactional_id")
+    @classmethod
+    def _validate_transactional_id(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            raise ValueError(
+                f"expected an id without spaces, or null for GROUP-HOST-N, got {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _validate_backoff(self) -> WorkerSettings:

@@ -98,3 +98,20 @@ def test_debug_raises_the_exception(tmp_path: Path) -> None:
 
     assert result.exit_code != 0
     assert type(result.exception).__name__ == "BrokerError"
+
+
+@pytest.mark.parametrize(
+    "command", [["worker"], ["results"], ["publish", "--generate", "3"]], ids=lambda c: c[0]
+)
+def test_unknown_kafka_client_property_one_line_exit_2(tmp_path: Path, command: list[str]) -> None:
+    settings = Settings(
+        state_dir=tmp_path,
+        kafka={"consumer": {"no.such.prop": 1}, "producer": {"no.such.prop": 1}},
+        metrics={"port": 0},
+    )
+
+    result = run_cli(settings, tmp_path, *command)
+
+    assert result.exit_code == 2
+    assert len(error_lines(result)) == 1
+    assert '"no.such.prop"' in error_lines(result)[0]

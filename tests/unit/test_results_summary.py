@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamscore.results import format_latency_summary, latency_s, percentile
+from streamscore.results import format_latency_summary, latency_s, percentile, printable
 
 
 def test_latency_is_scored_at_minus_event_time() -> None:
@@ -30,3 +30,10 @@ def test_percentile_nearest_rank() -> None:
 def test_latency_summary_formats_units() -> None:
     assert format_latency_summary([0.01, 0.02, 12.0]) == "latency p50 20 ms, p95 12.0 s, p99 12.0 s"
     assert format_latency_summary([]) == "latency: no result has both event_time and scored_at"
+
+
+def test_printable_escapes_terminal_control_characters() -> None:
+    hostile = "id\x1b]0;pwned\x07\x1b[31mRED\x00"
+
+    assert printable(hostile) == "id\\x1b]0;pwned\\x07\\x1b[31mRED\\x00"
+    assert printable("plain id-7 ünïcode") == "plain id-7 ünïcode"

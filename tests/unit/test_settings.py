@@ -128,6 +128,11 @@ def test_load_settings_non_mapping_rejected(tmp_path: Path) -> None:
         ("worker:\n  batch_size: 0\n", "worker.batch_size"),
         ("training:\n  test_size: 1.5\n", "training.test_size"),
         ("logging:\n  level: LOUD\n", "logging.level"),
+        ("worker:\n  processing_guarantee: twice\n", "worker.processing_guarantee"),
+        ("worker:\n  transactional_id: ''\n", "worker.transactional_id"),
+        ("worker:\n  transactional_id: a b\n", "worker.transactional_id"),
+        ("worker:\n  shutdown_timeout_s: .inf\n", "worker.shutdown_timeout_s"),
+        ("worker:\n  retry_backoff_max_s: 0.5\n", "worker"),
     ],
 )
 def test_load_settings_invalid_value_names_key(tmp_path: Path, text: str, key: str) -> None:
