@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import orjson
 
@@ -22,7 +24,7 @@ from chaos.harness import (
     broker_hides_aborted_transactions,
     train_model,
 )
-from chaos.scenarios import all_scenarios
+from chaos.scenarios import Scenario, all_scenarios
 from streamscore.broker import EmbeddedBroker, free_port
 
 logger = logging.getLogger("chaos")
@@ -38,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scenarios; exit 1 when any loses an event or doubles one it must not."""
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3_000, help="events per scenario")
-    parser.add_argument("--only", action="append", help="run only these scenarios (repeatable)")
+    names = sorted({name for name, _, _ in all_scenarios()})
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=names,
+        metavar="NAME",
+        help=f"run only this scenario (repeatable): {', '.join(names)}",
+    )
     parser.add_argument("--output", type=Path, default=REPO / "reports" / "chaos.json")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -46,39 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     logger.setLevel(logging.INFO)
 
+    if args.events < 10:
+        parser.error(f"--events must be at least 10, got {args.events}")
     scenarios = [s for s in all_scenarios() if not args.only or s[0] in args.only]
-    if not scenarios:
-        names = sorted({name for name, _, _ in all_scenarios()})
-        parser.error(f"no scenario is named {args.only}; choose from {names}")
     # Kept when a scenario fails, for its worker logs; removed after a clean run.
     run_dir = Path(tempfile.mkdtemp(prefix="streamscore-chaos-"))
     logger.info("logs and state in %s", run_dir)
-    if True:
-        external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        broker = None if external else EmbeddedBroker("127.0.0.1", free_port(), run_dir / "broker")
-        if broker is not None:
-            broker.start()
-        try:
-            tracking_uri = f"sqlite:///{run_dir / 'mlflow.db'}"
-            model_uri = train_model(tracking_uri, run_dir / "train")
-            hides_aborted = broker_hides_aborted_transactions(external or broker.address)  # type: ignore[union-attr]
-            context = ChaosContext(external or broker.address, tracking_uri, run_dir, model_uri)  # type: ignore[union-attr]
-            outcomes = []
-            for name, guarantee, scenario in scenarios:
-                logger.info(
-                    "scenario started name=%s guarantee=%s events=%d", name, guarantee, args.events
-                )
-                started = time.monotonic()
-                outcome = scenario(context, args.events)
-                logger.info(
-                    "scenario finished name=%s seconds=%.1f", name, time.monotonic() - started
-                )
-                if guarantee == "exactly_once" and not hides_aborted:
-                    outcome.notes.append(BROKER_SHOWS_ABORTED)
-                outcomes.append(outcome)
-        finally:
-            if broker is not None:
-                broker.stop()
+    outcomes = _run(scenarios, run_dir, args.events)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(
         orjson.dumps([o.as_dict() for o in outcomes], option=orjson.OPT_INDENT_2) + b"\n"
@@ -86,12 +69,43 @@ def main(argv: list[str] | None = None) -> int:
     print(table(outcomes))
     print(f"\nreport written to {args.output}")
     failures = [o for o in outcomes if violations(o)]
+    if failures:
+        print(f"worker logs kept in {run_dir / 'logs'}", file=sys.stderr)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
     for outcome in failures:
         print(
             f"FAILED {outcome.name} ({outcome.guarantee}): {'; '.join(violations(outcome))}",
             file=sys.stderr,
         )
     return 1 if failures else 0
+
+
+def _run(scenarios: list[tuple[str, str, Scenario]], run_dir: Path, events: int) -> list[Outcome]:
+    """Run the scenarios on the embedded broker, or on `KAFKA_BOOTSTRAP_SERVERS` when set."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None if external else EmbeddedBroker("127.0.0.1", free_port(), run_dir / "broker")
+    if broker is not None:
+        broker.start()
+    bootstrap = external or cast(EmbeddedBroker, broker).address
+    try:
+        tracking_uri = f"sqlite:///{run_dir / 'mlflow.db'}"
+        model_uri = train_model(tracking_uri, run_dir / "train")
+        hides_aborted = broker_hides_aborted_transactions(bootstrap)
+        context = ChaosContext(bootstrap, tracking_uri, run_dir, model_uri)
+        outcomes = []
+        for name, guarantee, scenario in scenarios:
+            logger.info("scenario started name=%s guarantee=%s events=%d", name, guarantee, events)
+            started = time.monotonic()
+            outcome = scenario(context, events)
+            logger.info("scenario finished name=%s seconds=%.1f", name, time.monotonic() - started)
+            if guarantee == "exactly_once" and not hides_aborted:
+                outcome.notes.append(BROKER_SHOWS_ABORTED)
+            outcomes.append(outcome)
+        return outcomes
+    finally:
+        if broker is not None:
+            broker.stop()
 
 
 def violations(outcome: Outcome) -> list[str]:

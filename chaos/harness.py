@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -182,6 +183,17 @@ class WorkerProcess:
             if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+    def readiness(self) -> int | None:
+        """Return the HTTP status of /readyz: 200 ready, 503 not; None if it does not answer."""
+        url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return None
 
     def wait_until_consuming(self, timeout_s: float = 60.0) -> None:
         """Wait until the worker has consumed at least one event.

@@ -105,7 +105,7 @@ def poison_mix(context: ChaosContext, count: int) -> Outcome:
     """Every kind of malformed event, spread among good ones and sent as one backlog."""
     settings = context.settings("poison", "at_least_once", worker={"max_event_bytes": 20_000})
     scorer = Scorer.from_registry(context.model_uri, context.tracking_uri, 20_000)
-    generator = EventGenerator(scorer.contract, count, invalid_fraction=0.2, seed=7)
+    generator = EventGenerator(scorer.contract, count - 1, invalid_fraction=0.2, seed=7)
     events = [(event_id.encode(), value) for event_id, value, _ in generator]
     # Larger than max_event_bytes, the one kind the generator leaves to the worker's settings.
     events.append(
@@ -114,7 +114,7 @@ def poison_mix(context: ChaosContext, count: int) -> Outcome:
             b'{"event_id": "poison-oversized", "message": "' + b"x" * 30_000 + b'"}',
         )
     )
-    invalid = int(count * 0.2) + 1
+    invalid = int((count - 1) * 0.2) + 1
     with _Stream(context, settings, events, "poison_mix", seconds=0.0) as stream:
         worker = stream.start_worker()
         outcome = stream.finish(worker, notes=[])
@@ -138,6 +138,7 @@ def broker_outage(context: ChaosContext, count: int, outage_s: float = 20.0) -> 
     proxy = BrokerProxy(proxy_port, broker.port)
     broker.start()
     proxy.restore()
+    worker: WorkerProcess | None = None
     try:
         outage_context = ChaosContext(
             f"127.0.0.1:{proxy_port}", context.tracking_uri, context.run_dir, context.model_uri
@@ -148,34 +149,42 @@ def broker_outage(context: ChaosContext, count: int, outage_s: float = 20.0) -> 
         started = time.monotonic()
         proxy.cut()
         worker = WorkerProcess(settings, context.run_dir / "logs", "broker_outage-0")
-        time.sleep(5.0)  # the worker starts while no broker answers
-        ready_while_down = worker.metric("streamscore_assigned_partitions")
+        ready_at_start = _readiness_after(worker, 8.0)  # starts while no broker answers
         proxy.restore()
         producer = PacedProducer(settings, events, count / (outage_s + STREAM_SECONDS_PER_START))
         producer.start()
         worker.wait_until_consuming()
         time.sleep(2.0)
         proxy.cut()
-        time.sleep(outage_s)
+        ready_mid_stream = _readiness_after(worker, outage_s)
         proxy.restore()
         producer.finish()
         tally = Tally(settings)
         try:
             tally.wait_for(keys, CATCH_UP_S)
+            ready_after = worker.readiness()
             exit_code = worker.terminate()
             tally.read(2.0)
-            notes = [
-                f"down for 5 s at start (assigned partitions meanwhile: {ready_while_down}) and "
-                f"{outage_s:g} s mid-stream; worker exit code {exit_code}"
-            ]
-            return tally.outcome(
-                "broker_outage", "at_least_once", keys, time.monotonic() - started, notes
-            )
         finally:
             tally.close()
+        notes = [
+            f"/readyz while the broker was away at start: {ready_at_start}, "
+            f"during the {outage_s:g} s outage: {ready_mid_stream}, after: {ready_after}",
+            f"worker exit code {exit_code}",
+        ]
+        seconds = time.monotonic() - started
+        return tally.outcome("broker_outage", "at_least_once", keys, seconds, notes)
     finally:
+        if worker is not None and worker.is_running:
+            worker.kill()
         proxy.close()
         broker.stop()
+
+
+def _readiness_after(worker: WorkerProcess, seconds: float) -> int | None:
+    """Wait `seconds`, then return the worker's /readyz status code."""
+    time.sleep(seconds)
+    return worker.readiness()
 
 
 @dataclass

@@ -616,7 +616,9 @@ class Worker:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
         self._metrics.assigned_partitions.set(len(self._assigned))
         self._monitor.on_assign(partitions)
-        logger.info("partitions assigned partitions=%s", _describe(partitions))
+        # A cooperative rebalance that moves nothing to this worker assigns an empty list.
+        if partitions:
+            logger.info("partitions assigned partitions=%s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Under exactly_once every finished batch's offsets are committed already.
