@@ -1,4 +1,4 @@
-"""What the scenarios share: worker processes, a paced event stream and the final tally."""
+"""Shared parts of the scenarios: worker processes, a paced event stream and the final tally."""
 
 from __future__ import annotations
 

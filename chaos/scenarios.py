@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -40,7 +39,7 @@ logger = logging.getLogger(__name__)
 # A worker process takes about 10 s from start to its first batch (imports, model load, group
 # join), so a stream lasts this long per worker start, and every failure lands mid-stream.
 STREAM_SECONDS_PER_START = 12.0
-# How long the worker may take to answer every event once the failures are over.
+# How long the worker may take to give every event its record once the failures are over.
 CATCH_UP_S = 120.0
 
 Scenario = Callable[[ChaosContext, int], Outcome]
@@ -102,7 +101,7 @@ def graceful_shutdown(context: ChaosContext, count: int, stops: int = 3) -> Outc
 
 
 def poison_mix(context: ChaosContext, count: int) -> Outcome:
-    """Every kind of malformed event, spread among good ones and sent as one backlog."""
+    """Send every kind of malformed event, spread among good ones, as one backlog."""
     settings = context.settings("poison", "at_least_once", worker={"max_event_bytes": 20_000})
     scorer = Scorer.from_registry(context.model_uri, context.tracking_uri, 20_000)
     generator = EventGenerator(scorer.contract, count - 1, invalid_fraction=0.2, seed=7)
@@ -126,7 +125,7 @@ def poison_mix(context: ChaosContext, count: int) -> Outcome:
 
 
 def broker_outage(context: ChaosContext, count: int, outage_s: float = 20.0) -> Outcome:
-    """The broker is unreachable when the worker starts, and again for `outage_s` mid-stream.
+    """Take the broker away when the worker starts, and again for `outage_s` mid-stream.
 
     Runs on a private embedded broker behind a proxy: stopping the broker itself would lose its
     in-memory topics.
@@ -321,10 +320,3 @@ def all_scenarios() -> list[tuple[str, str, Scenario]]:
         ("poison_mix", "at_least_once", poison_mix),
         ("graceful_shutdown", "at_least_once", graceful_shutdown),
     ]
-
-
-def run_dir_for(base: Path) -> Path:
-    """Return a fresh folder for one chaos run's state and logs."""
-    path = base / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
