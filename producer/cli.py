@@ -11,7 +11,7 @@ import click
 from producer import publisher
 from producer.reader import FORMATS, count_rows, read_rows
 from streamscore.errors import StreamscoreError
-from streamscore.kafka import check_broker
+from streamscore.kafka import check_broker, check_client_properties
 
 if TYPE_CHECKING:
     from producer.generate import EventGenerator
@@ -106,6 +106,7 @@ def publish(
     """
     _check_source(file, generate_count, columns, fields, id_field, file_format, invalid_fraction)
     settings = cli_context.settings(**({"model": {"uri": model_uri}} if model_uri else {}))
+    check_client_properties(settings.kafka)
 
     if generate_count is not None:
         events = _generated_events(

@@ -108,6 +108,8 @@ def test_unknown_kafka_client_property_one_line_exit_2(tmp_path: Path, command: 
         state_dir=tmp_path,
         kafka={"consumer": {"no.such.prop": 1}, "producer": {"no.such.prop": 1}},
         metrics={"port": 0},
+        # No store there: the property must fail first, before any model is looked up.
+        model={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
     )
 
     result = run_cli(settings, tmp_path, *command)
