@@ -240,7 +240,7 @@ class Worker:
             logger.info("shadow model swapped name=%s version=%s", shadow.name, shadow.version)
 
     def _poll_batch(self) -> list[Message]:
-        """Poll up to `batch_size` events: wait for the first, then take those already fetched.
+        """Poll up to the batch limit: wait for the first event, then take those already fetched.
 
         `Consumer.consume` returns only when the batch is full or the timeout passed, so at a
         low rate every event would wait up to `batch_wait_ms`. Waiting only for the first event
@@ -252,7 +252,12 @@ class Worker:
             messages += self._consumer.consume(limit - 1, 0)
         # A rebalance during the second call may have revoked partitions of the first one's
         # events; their new owner reads them from the last commit.
-        return [m for m in messages if (m.topic(), m.partition()) in self._assigned]
+        # Errors stay in, to be counted and logged.
+        return [
+            m
+            for m in messages
+            if m.error() is not None or (m.topic(), m.partition()) in self._assigned
+        ]
 
     def _adapt_batch_limit(self, events: int, elapsed_s: float) -> None:
         """Let batches double until one would take its share of max.poll.interval.ms.
