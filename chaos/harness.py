@@ -45,8 +45,8 @@ TRAINING_TREES = 10
 class Outcome:
     """One scenario's line of the report.
 
-    `lost` counts input events with neither a result nor a dead-letter record; `duplicates`
-    counts records beyond the first per event, as a read_committed reader sees them.
+    `lost` counts input events with neither a result nor a dead-letter record. `duplicates`
+    counts records beyond the first per event, as a read_committed reader receives them.
     """
 
     name: str
@@ -171,7 +171,7 @@ class WorkerProcess:
             )
 
     def metric(self, name: str) -> float | None:
-        """Return the sum of a metric's samples, or None while /metrics does not answer."""
+        """Return the sum of a metric's samples, or None while /metrics does not respond."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
@@ -185,7 +185,7 @@ class WorkerProcess:
         return total
 
     def readiness(self) -> int | None:
-        """Return the HTTP status of /readyz: 200 ready, 503 not; None if it does not answer."""
+        """Return the HTTP status of /readyz: 200 ready, 503 not; None if it does not respond."""
         url = f"http://127.0.0.1:{self.metrics_port}/readyz"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback

@@ -148,7 +148,7 @@ def broker_outage(context: ChaosContext, count: int, outage_s: float = 20.0) -> 
         started = time.monotonic()
         proxy.cut()
         worker = WorkerProcess(settings, context.run_dir / "logs", "broker_outage-0")
-        ready_at_start = _readiness_after(worker, 8.0)  # starts while no broker answers
+        ready_at_start = _readiness_after(worker, 8.0)  # starts while the broker is unreachable
         proxy.restore()
         producer = PacedProducer(settings, events, count / (outage_s + STREAM_SECONDS_PER_START))
         producer.start()
@@ -198,9 +198,9 @@ class _SleepingScorer(Scorer):
 
 
 def slow_model(context: ChaosContext, count: int) -> Outcome:
-    """A model far slower than max.poll.interval.ms allows for a full batch, on a backlog.
+    """Score a backlog with a model far slower than max.poll.interval.ms allows for a full batch.
 
-    At 20 ms per event a batch of 2,000 would take 40 s; the worker must bound its batches to
+    At 20 ms per event a batch of 2,000 would take 40 s. The worker must bound its batches to
     stay within a 6 s max.poll.interval.ms, or it falls out of the group.
     """
     settings = context.settings(
@@ -291,7 +291,7 @@ class _Stream:
         return worker
 
     def finish(self, worker: WorkerProcess, notes: list[str]) -> Outcome:
-        """Let `worker` answer every event, stop it gracefully and tally the topics."""
+        """Wait until every event has a record, stop `worker` gracefully and tally the topics."""
         self._producer.finish()
         tally = Tally(self._settings)
         try:

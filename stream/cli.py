@@ -122,7 +122,7 @@ def _bound_registry_retries() -> None:
 def _install_signal_handlers(request_stop: Callable[[], None], timeout_s: float) -> None:
     """Stop gracefully on the first SIGTERM or SIGINT; exit at once on the second.
 
-    A graceful stop that takes longer than `timeout_s` (a broker that does not answer, a
+    A graceful stop that takes longer than `timeout_s` (an unreachable broker, a
     model stuck in a batch) also ends in an exit without committing.
     """
 

@@ -9,7 +9,7 @@ Two delivery guarantees, chosen by `worker.processing_guarantee`:
   interval; a graceful stop or rebalance repeats none.
 - exactly_once: each batch is one Kafka transaction holding its results, its dead-letter
   records and the next input offsets. A consumer reading with `isolation.level=read_committed`
-  sees the results of committed batches only, each once. A batch whose transaction fails is
+  receives the results of committed batches only, each once. A batch whose transaction fails is
   aborted and read again.
 
 Either way a batch is finished before the next poll, so a revoked partition never has work in
@@ -115,6 +115,8 @@ class Worker:
         self._batch_limit = min(worker.batch_size, _FIRST_BATCH_LIMIT)
         self._failures_in_a_row = 0
         self._uncommitted_events = 0
+        # How many times partitions were revoked or lost; polls compare it before and after.
+        self._forgotten = 0
         self._transactional = worker.processing_guarantee == "exactly_once"
         consumer_settings = consumer_config(
             settings.kafka, worker.group_id, on_commit=self._on_commit
@@ -248,11 +250,14 @@ class Worker:
         """
         limit = self._batch_limit
         messages = self._consumer.consume(1, self._settings.worker.batch_wait_ms / 1000)
-        if messages and limit > 1:
-            messages += self._consumer.consume(limit - 1, 0)
-        # A rebalance during the second call may have revoked partitions of the first one's
-        # events; their new owner reads them from the last commit.
-        # Errors stay in, to be counted and logged.
+        if not messages or limit == 1:
+            return messages
+        forgotten = self._forgotten
+        messages += self._consumer.consume(limit - 1, 0)
+        if self._forgotten == forgotten:
+            return messages
+        # A rebalance during the second call revoked partitions of some events; their new owner
+        # reads them from the last commit. Errors stay in, to be counted and logged.
         return [
             m
             for m in messages
@@ -640,6 +645,7 @@ class Worker:
         logger.warning("partitions lost partitions=%s", _describe(partitions))
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
+        self._forgotten += 1
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             self._stored.pop((tp.topic, tp.partition), None)
@@ -654,7 +660,7 @@ class Worker:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # Their events are read again by whoever owns the partitions next.
+            # The next owner of these partitions reads their events again.
             self._metrics.commit_failures.inc()
             logger.warning("commit failed error=%s", exc.args[0].str())
             return

@@ -81,7 +81,7 @@ class EmbeddedBroker:
     port: int
     state_dir: Path
     process: subprocess.Popen[bytes] | None = None
-    # The port clients are told to connect to, when a proxy stands in front of the broker.
+    # The port advertised to clients, when a proxy is in front of the broker.
     advertised_port: int | None = None
 
     @classmethod

@@ -219,7 +219,7 @@ def _format_line(
 def printable(value: Any) -> str:
     """Return `value` as text whose control characters are escaped, safe to print on a terminal.
 
-    Event ids come from whoever publishes events; printed raw, an escape sequence in one could
+    Event ids come from the publishers of events. Printed raw, an escape sequence in one could
     retitle or recolour the reader's terminal.
     """
     text = str(value)

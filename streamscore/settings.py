@@ -153,9 +153,9 @@ class WorkerSettings(Section):
 
     `processing_guarantee` is `at_least_once` (results may repeat after a crash) or
     `exactly_once` (results and input offsets are committed in one Kafka transaction).
-    `transactional_id` names the worker's transactional producer; when unset, each worker
-    claims `GROUP-HOST-N` with the lowest N that no other worker on this host holds, so a
-    restarted worker takes over (and fences) its predecessor's id.
+    `transactional_id` names the worker's transactional producer. When unset, each worker
+    claims `GROUP-HOST-N` with the lowest N that no other live worker on this host has claimed,
+    so a restarted worker takes over (and fences) its predecessor's id.
     """
 
     group_id: str = "streamscore"

@@ -1,7 +1,7 @@
 """The scenarios of `make chaos`, smaller: nothing lost, nothing doubled that must not be.
 
 Each scenario streams events through real worker processes on the session broker and breaks
-something on the way; the tally reads the output and dead-letter topics with read_committed.
+something on the way. The tally reads the output and dead-letter topics with read_committed.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_sigterm_mid_stream_repeats_nothing(context: ChaosContext) -> None:
     assert "exit codes [0, 0]" in outcome.notes[0]
 
 
-def test_broker_away_at_start_and_mid_stream_loses_nothing(context: ChaosContext) -> None:
+def test_broker_outage_loses_nothing(context: ChaosContext) -> None:
     outcome = broker_outage(context, EVENTS, outage_s=10.0)
 
     _assert_complete(outcome)
@@ -99,7 +99,7 @@ def test_slow_model_keeps_its_partitions(context: ChaosContext) -> None:
     assert "partitions lost 0 times" in outcome.notes[0], outcome.notes
 
 
-def test_poison_mixed_into_a_backlog_is_dead_lettered_and_the_rest_scored(
+def test_poison_mix_dead_lettered_rest_scored(
     context: ChaosContext,
 ) -> None:
     outcome = poison_mix(context, EVENTS)

@@ -61,7 +61,7 @@ def test_exactly_once_commits_results_and_offsets_together(settings_factory) -> 
     with running_worker(settings, tiny_scorer()) as metrics:
         records = read_topic(settings, settings.topics.output, expected=200, settle_s=1.0)
         wait_for(lambda: _committed(settings) == 200)
-        # librdkafka's own lag never sees offsets committed in a transaction.
+        # librdkafka's own lag ignores offsets committed in a transaction.
         wait_for(lambda: _lags(metrics) == [0.0, 0.0])
 
     counts = Counter(record.key for record in records)
@@ -71,7 +71,7 @@ def test_exactly_once_commits_results_and_offsets_together(settings_factory) -> 
     assert _sample(metrics, "streamscore_transactions_total", {"outcome": "aborted"}) == 0
 
 
-def test_exactly_once_worker_taking_over_an_id_fences_the_old_one(settings_factory) -> None:
+def test_reused_transactional_id_fences_old_worker(settings_factory) -> None:
     settings = settings_factory(
         worker={"processing_guarantee": "exactly_once", "transactional_id": "fencing-test"}
     )

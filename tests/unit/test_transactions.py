@@ -34,7 +34,7 @@ def test_released_id_is_claimed_again(tmp_path: Path) -> None:
     assert again.value == first.value
 
 
-def test_id_of_a_killed_worker_is_claimed_by_its_successor(tmp_path: Path) -> None:
+def test_killed_worker_id_is_reclaimed(tmp_path: Path) -> None:
     # The kernel drops a SIGKILLed process's lock, so a restart reuses the id and fences the
     # transaction the killed worker left open.
     holder = subprocess.Popen(
