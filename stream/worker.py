@@ -18,6 +18,7 @@ flight, and batches grow only as large as a quarter of `max.poll.interval.ms` al
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -177,6 +178,7 @@ class Worker:
         for watcher in (self._watcher, self._shadow_watcher):
             if watcher is not None:
                 watcher.start()
+        _freeze_heap()
         try:
             if self._transactional:
                 self._init_transactions()
@@ -231,6 +233,8 @@ class Worker:
                 served.version,
                 loaded.version,
             )
+            del served
+            _freeze_heap()
         if self._shadow_watcher is not None and (shadow := self._shadow_watcher.take()) is not None:
             if self._shadow is not None:
                 old = self._shadow
@@ -692,6 +696,19 @@ class Worker:
             if self._transactional_id is not None:
                 self._transactional_id.release()
         logger.info("worker stopped group=%s", self._settings.worker.group_id)
+
+
+def _freeze_heap() -> None:
+    """Exempt the objects alive now, the model's among them, from garbage collection.
+
+    A full collection walks every tracked object. With a model, MLflow and pandas loaded,
+    that is some 350,000 objects and 150-200 ms, every few seconds at 10,000 events/s: the
+    worst latency of the worker. Frozen objects are still freed by reference counting; only
+    their reference cycles stay, so the heap is unfrozen and collected before each refreeze.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class _AbortBatch(Exception):  # noqa: N818 - a signal inside the worker, not an error to report
