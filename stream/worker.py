@@ -6,14 +6,16 @@ Two delivery guarantees, chosen by `worker.processing_guarantee`:
   event, and of every earlier event of its partition, was delivered. librdkafka's auto-commit
   commits stored offsets only; the worker also commits them synchronously when partitions are
   revoked and when it stops. A crash can repeat the results of at most the last auto-commit
-  interval; a graceful stop or rebalance repeats none.
+  interval; a graceful stop or rebalance repeats none. The results of one batch travel to the
+  broker while the next batch is polled and scored. The worker waits for them before it
+  produces that next batch, and before it commits on a rebalance or a stop.
 - exactly_once: each batch is one Kafka transaction holding its results, its dead-letter
   records and the next input offsets. A consumer reading with `isolation.level=read_committed`
   receives the results of committed batches only, each once. A batch whose transaction fails is
   aborted and read again.
 
-Either way a batch is finished before the next poll, so a revoked partition never has work in
-flight, and batches grow only as large as a quarter of `max.poll.interval.ms` allows.
+Either way a revoked partition has no work in flight once its offsets are committed, and
+batches grow only as large as a quarter of `max.poll.interval.ms` allows.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class _Batch:
     # Seconds from event time to delivery report, per delivered result; metrics take them
     # per batch, because a histogram observation per event cost more than producing it.
     latencies_s: list[float] = field(default_factory=list)
+    # Records produced whose delivery report has not arrived yet.
+    pending: int = 0
 
 
 class Worker:
@@ -116,6 +120,10 @@ class Worker:
         self._batch_limit = min(worker.batch_size, _FIRST_BATCH_LIMIT)
         self._failures_in_a_row = 0
         self._uncommitted_events = 0
+        # The at_least_once batch whose results are produced but not all delivered yet.
+        self._in_flight: _Batch | None = None
+        # Partitions to seek back to their first failed event before the next produce.
+        self._to_rewind: dict[PartitionKey, int] = {}
         # How many times partitions were revoked or lost; polls compare it before and after.
         self._forgotten = 0
         self._transactional = worker.processing_guarantee == "exactly_once"
@@ -188,6 +196,8 @@ class Worker:
                 messages = self._poll_batch()
                 if messages:
                     self.process(messages)
+                else:
+                    self._finish_in_flight()
         finally:
             self._close()
 
@@ -292,19 +302,22 @@ class Worker:
         Steps:
             1. Decode and validate each message; invalid ones are set aside with their reason.
             2. Score the valid events with one predict_proba call.
-            3. Produce a result per scored event and a dead-letter record per rejected one,
+            3. at_least_once: finish the previous batch (see `_finish_in_flight`). Events of
+               partitions that it rewound are dropped from this batch; they are read again.
+            4. Produce a result per scored event and a dead-letter record per rejected one,
                inside a transaction under exactly_once.
-            4. Flush: wait for every delivery report.
-            5. at_least_once: store the offsets of the delivered prefix of each partition and
-               re-read the rest. exactly_once: commit the transaction with the batch's
-               offsets, or abort it and re-read the whole batch.
+            5. exactly_once: wait for every delivery report, then commit the transaction with
+               the batch's offsets, or abort it and re-read the whole batch. at_least_once:
+               the batch stays in flight while the next one is polled and scored.
         """
         started = time.perf_counter()
         batch = _Batch([message for message in messages if not self._is_consume_error(message)])
         self._metrics.batch_size.observe(len(batch.messages))
         self._metrics.events_consumed.inc(len(batch.messages))
         if not batch.messages:
+            self._finish_in_flight()
             return
+        polled = len(batch.messages)
         if self._transactional:
             self._producer.begin_transaction()
 
@@ -314,30 +327,102 @@ class Worker:
         # 2. Score.
         predictions = self._score(batch)
 
-        # 3. Produce.
+        # 3. Finish the previous batch.
+        if rewound := self._finish_in_flight():
+            predictions = self._drop_rewound(batch, predictions, rewound)
+
+        # 4. Produce.
         for (message, event), prediction in zip(batch.events, predictions, strict=True):
             if prediction is not None:
                 self._produce_result(batch, message, event, prediction)
         for message, reason, detail in batch.rejected:
             self._produce_dead_letter(batch, message, reason, detail)
 
-        # 4. Flush.
-        self._flush()
-
-        # 5. Store offsets, or commit the transaction.
+        # 5. Commit the transaction, or leave the batch in flight.
         if self._transactional:
-            committed = self._commit_transaction(batch)
+            self._flush()
+            if self._commit_transaction(batch):
+                self._count_delivered(batch)
+            if batch.failed_offsets:
+                self._back_off()
+            else:
+                self._failures_in_a_row = 0
         else:
-            self._store_offsets(batch)
-            committed = True
-        if committed:
-            self._metrics.results_produced.inc(len(batch.latencies_s))
-            observe_many(self._metrics.end_to_end_latency, batch.latencies_s)
-        self._adapt_batch_limit(len(batch.messages), time.perf_counter() - started)
-        if batch.failed_offsets:
+            self._producer.poll(0)
+            self._in_flight = batch
+        self._adapt_batch_limit(polled, time.perf_counter() - started)
+
+    def _finish_in_flight(self) -> dict[PartitionKey, int]:
+        """Finish the batch in flight, and rewind partitions where a delivery failed.
+
+        Called between a poll and the produce calls of the polled batch, so the events that
+        poll returned for a rewound partition all come after its first failed event. Waits
+        for the backoff when something was rewound.
+
+        Returns:
+            The first failed offset of each rewound partition; empty when all was delivered.
+        """
+        failed = self._wait_for_in_flight()
+        for key, offset in self._to_rewind.items():
+            failed[key] = min(offset, failed.get(key, offset))
+        self._to_rewind = {}
+        rewound = {key: offset for key, offset in failed.items() if key in self._assigned}
+        if rewound:
+            self._rewind(rewound)
             self._back_off()
-        else:
+        return rewound
+
+    def _wait_for_in_flight(self) -> dict[PartitionKey, int]:
+        """Wait for the delivery reports of the batch in flight, then store its offsets.
+
+        The offsets stored are those of the delivered prefix of each partition.
+
+        Returns:
+            The first failed offset of each partition with a failed delivery.
+        """
+        batch = self._in_flight
+        if batch is None:
+            return {}
+        self._in_flight = None
+        self._monitor.on_flush_wait(batch.pending)
+        warn_at = time.monotonic() + self._settings.worker.flush_timeout_s
+        while batch.pending > 0:
+            self._producer.poll(0.1)
+            self._monitor.on_flush_wait(len(self._producer))
+            if time.monotonic() >= warn_at:
+                logger.warning("delivery reports pending remaining=%d", batch.pending)
+                warn_at = time.monotonic() + self._settings.worker.flush_timeout_s
+        self._monitor.on_flush_wait(0)
+        self._store_offsets(batch)
+        self._count_delivered(batch)
+        if not batch.failed_offsets:
             self._failures_in_a_row = 0
+        return dict(batch.failed_offsets)
+
+    def _drop_rewound(
+        self,
+        batch: _Batch,
+        predictions: list[Prediction | None],
+        rewound: dict[PartitionKey, int],
+    ) -> list[Prediction | None]:
+        """Remove a batch's events of rewound partitions, which come after the failed ones.
+
+        Returns:
+            The predictions of the events that remain.
+        """
+
+        def is_kept(message: Message) -> bool:
+            return (message.topic(), message.partition()) not in rewound
+
+        kept_indices = [i for i, (message, _) in enumerate(batch.events) if is_kept(message)]
+        batch.events = [batch.events[i] for i in kept_indices]
+        batch.rejected = [item for item in batch.rejected if is_kept(item[0])]
+        batch.messages = [message for message in batch.messages if is_kept(message)]
+        return [predictions[i] for i in kept_indices]
+
+    def _count_delivered(self, batch: _Batch) -> None:
+        self._metrics.results_produced.inc(len(batch.latencies_s))
+        observe_many(self._metrics.end_to_end_latency, batch.latencies_s)
 
     def _decode(self, batch: _Batch) -> None:
         contract = self._scorer.contract
@@ -384,6 +469,7 @@ class Worker:
         if origin_s is None:
             origin_s = message.timestamp()[1] / 1000
         on_delivery = partial(self._on_delivery, batch, message, None, origin_s)
+        batch.pending += 1
         self._produce(self._settings.topics.output, key, orjson.dumps(result), headers, on_delivery)
 
     def _produce_dead_letter(
@@ -404,6 +490,7 @@ class Worker:
             headers.append(("error.value_truncated_from_bytes", str(len(value)).encode()))
             value = value[:limit]
         on_delivery = partial(self._on_delivery, batch, message, reason, 0.0)
+        batch.pending += 1
         topic = self._settings.topics.dead_letter
         self._produce(topic, message.key(), value, headers, on_delivery)
         logger.warning(
@@ -444,6 +531,7 @@ class Worker:
         produced: Message | None,
     ) -> None:
         """Count one delivery report; a failure marks its source event for re-reading."""
+        batch.pending -= 1
         if error is None:
             if reason is None:
                 batch.latencies_s.append(max(0.0, time.time() - origin_s))
@@ -464,20 +552,14 @@ class Worker:
         )
 
     def _flush(self) -> None:
-        """Wait for every delivery report; message.timeout.ms bounds how long each can take.
+        """Wait for every delivery report of a transaction's batch.
 
         Raises:
             TransactionFencedError: the transactional producer failed fatally, which happens
                 when a newer worker took over its transactional id.
         """
         self._monitor.on_flush_wait(len(self._producer))
-        if self._transactional:
-            self._wait_for_deliveries()
-            self._monitor.on_flush_wait(0)
-            return
-        while (remaining := self._producer.flush(self._settings.worker.flush_timeout_s)) > 0:
-            self._monitor.on_flush_wait(remaining)
-            logger.warning("delivery reports pending remaining=%d", remaining)
+        self._wait_for_deliveries()
         self._monitor.on_flush_wait(0)
 
     def _wait_for_deliveries(self) -> None:
@@ -515,6 +597,10 @@ class Worker:
             next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
         for key, offset in batch.failed_offsets.items():
             next_offsets[key] = offset
+        # Partitions lost while the batch was in flight belong to another member now.
+        next_offsets = {key: o for key, o in next_offsets.items() if key in self._assigned}
+        if not next_offsets:
+            return
         to_store = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         try:
             self._consumer.store_offsets(offsets=to_store)
@@ -523,7 +609,6 @@ class Worker:
             logger.warning("store offsets failed error=%s", exc.args[0].str())
             return
         self._stored.update(next_offsets)
-        self._rewind(batch.failed_offsets)
         # A crash repeats what was stored but not yet committed. Right after a restart a
         # worker works through a backlog far faster than auto-commit's interval, so commit as
         # soon as many events are at stake.
@@ -637,6 +722,12 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Under exactly_once every finished batch's offsets are committed already.
         if not self._transactional:
+            # A seek inside this poll could mix events from before and after it in what the
+            # poll returns. Partitions that stay assigned are sought back before the next
+            # produce instead, and the events this poll returns for them are dropped.
+            failed = self._wait_for_in_flight()
+            for key, offset in failed.items():
+                self._to_rewind[key] = min(offset, self._to_rewind.get(key, offset))
             self._commit([(tp.topic, tp.partition) for tp in partitions])
         self._forget(partitions)
         self._monitor.on_revoke(partitions)
@@ -688,7 +779,7 @@ class Worker:
             # Under exactly_once each batch's transaction flushed its records, and a producer
             # that failed fatally cannot flush at all.
             if not self._transactional:
-                self._flush()
+                self._wait_for_in_flight()
                 self._commit(sorted(self._stored))
         finally:
             # Leave the group even after a failure, so that the partitions move on at once.

@@ -6,13 +6,13 @@ import threading
 from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream.metrics import WorkerMetrics
 from stream.worker import TransactionFencedError, Worker
 from streamscore.events import encode_event
-from streamscore.kafka import consumer_config
+from streamscore.kafka import consumer_config, producer_config
 from streamscore.settings import Settings
 from tests.integration.helpers import produce, read_topic, running_worker, wait_for
 from tests.tiny_model import tiny_scorer
@@ -27,12 +27,17 @@ def _events(count: int, prefix: str = "event") -> list[tuple[bytes, bytes]]:
 
 def _committed(settings: Settings) -> int:
     """Return the sum of the group's committed input offsets."""
+    return sum(max(offset, 0) for offset in _committed_by_partition(settings))
+
+
+def _committed_by_partition(settings: Settings) -> list[int]:
+    """Return the group's committed offset of each input partition; negative where none."""
     consumer = Consumer(consumer_config(settings.kafka, settings.worker.group_id))
     try:
         partitions = [
             TopicPartition(settings.topics.input, p) for p in range(settings.topics.partitions)
         ]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+        return [tp.offset for tp in consumer.committed(partitions, timeout=10)]
     finally:
         consumer.close()
 
@@ -132,3 +137,43 @@ def test_undeliverable_results_are_not_committed_and_retried_later(
     assert committed_while_failing == 0
     assert {record.key for record in records} == {key for key, _ in events}
     assert len(records) == 20
+
+
+def test_failed_delivery_holds_back_only_its_partition(settings_factory) -> None:
+    # Batches of 8 keep a batch in flight while the next is scored. The result of the event at
+    # offset 10 of partition 0 exceeds message.max.bytes, so it fails on every attempt.
+    settings = settings_factory(worker={"batch_size": 8, "retry_backoff_s": 0.2})
+    partitions = settings.topics.partitions
+    per_partition = 20
+    bad_offset = 10
+    producer = Producer(producer_config(settings.kafka))
+    for partition in range(partitions):
+        for offset in range(per_partition):
+            event_id = f"p{partition}-{offset}"
+            if partition == 0 and offset == bad_offset:
+                event_id = "x" * 1_100
+            value = encode_event(event_id, {"message": f"free prize {offset}"})
+            producer.produce(settings.topics.input, value, event_id.encode(), partition=partition)
+    assert producer.flush(10) == 0
+    small = settings.kafka.model_copy(update={"producer": {"message.max.bytes": 1_000}})
+    failing = settings.model_copy(update={"kafka": small})
+    healthy = {f"p{p}-{o}" for p in range(1, partitions) for o in range(per_partition)}
+    before_bad = {f"p0-{o}" for o in range(bad_offset)}
+
+    with running_worker(failing, tiny_scorer()) as metrics:
+        wait_for(
+            lambda: (
+                _sample(metrics, "streamscore_delivery_failures_total", {"topic": "output"}) >= 3
+                and _sample(metrics, "streamscore_results_produced_total")
+                >= len(healthy | before_bad)
+            )
+        )
+    records = read_topic(settings, settings.topics.output, expected=len(healthy | before_bad))
+    committed = _committed_by_partition(settings)
+
+    scored = {record.key.decode() for record in records}
+    assert partitions > 1
+    assert healthy <= scored
+    assert before_bad <= scored
+    assert committed[0] == bad_offset
+    assert committed[1:] == [per_partition] * (partitions - 1)
