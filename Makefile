@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
+QUIX_STAMP := bench/.venv-quix/.installed-stamp
 # Docker Compose v2 (`docker compose`) when the plugin is installed, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # apt-get needs root; other users go through sudo.
@@ -35,7 +36,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) ## Measure the worker against its ceilings and peers (under 10 minutes)
+# Quix Streams pins versions that conflict with streamscore's, so it gets a venv of its own.
+$(QUIX_STAMP): $(STAMP) bench/requirements-quix.txt
+	$(BIN)/python -m venv bench/.venv-quix
+	bench/.venv-quix/bin/python -m pip install --quiet -r bench/requirements-quix.txt
+	touch $(QUIX_STAMP)
+
+bench: $(BENCH_STAMP) $(QUIX_STAMP) ## Measure the worker against its ceilings and peers (under 10 minutes)
 	$(BIN)/python -m bench
 
 chaos: $(STAMP) ## Kill, rebalance and starve workers; write reports/chaos.json (under 10 minutes)
@@ -46,7 +53,7 @@ lint: $(STAMP) ## Check formatting and lint rules
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP) ## Type-check the packages
-	$(BIN)/mypy streamscore stream producer trainer chaos
+	$(BIN)/mypy streamscore stream producer trainer chaos bench
 
 train: $(STAMP) ## Train the spam model and register it (alias moves if it passes the gate)
 	$(BIN)/streamscore train

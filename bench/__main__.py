@@ -5,8 +5,10 @@ Steps:
     2. Publish the backlog once: the SMS messages repeated to `--events`, and the first
        `--small-events` of them on a second topic for the one-message-at-a-time runs.
     3. Repeat every throughput run `--repeats` times, interleaved, each in its own process and
-       consumer group.
-    4. Run the latency run at half of the median streamscore rate.
+       consumer group. naive_loop and quix_streams, each bound by one core, run side by side.
+    4. Run the latency run at half of the median streamscore rate, and the same with
+       kafka_ceiling's model-free loop in the worker's place. Then the soak run: one worker for
+       `--soak-s` at a quarter of the median streamscore rate, its memory sampled.
     5. Write `latest.json` and `latest.png`, and print the table.
 """
 
@@ -19,6 +21,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -37,6 +41,9 @@ THROUGHPUT_RUNS = (
     "naive_loop",
     "quix_streams",
 )
+# The one-message-at-a-time runs. Each is bound by one core and loads the broker little, so the
+# two run side by side on the 2-core machine.
+PEERS = ("naive_loop", "quix_streams")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +59,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="events/s of the latency run (default: half of the median streamscore rate)",
     )
-    parser.add_argument("--latency-s", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--latency-s", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument(
+        "--soak-s", type=float, default=300.0, help="length of the soak run (0: no soak run)"
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        help="events/s of the soak run (default: a quarter of the median streamscore rate)",
+    )
     parser.add_argument("--no-quix", action="store_true", help="skip the quix_streams run")
     parser.add_argument(
         "--runs",
@@ -61,7 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "as not selected",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: a 5-tree model, 1 repeat, 2 s latency run"
+        "--quick",
+        action="store_true",
+        help="smoke run: a 5-tree model, 1 repeat, 2 s latency runs, 3 s soak run at 200 events/s",
     )
     parser.add_argument(
         "--bootstrap", help="use the Kafka broker at host:port instead of starting Tansu"
@@ -82,6 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.repeats = 1
         args.latency_s = 2.0
+        args.soak_s = min(args.soak_s, 3.0)
+        args.soak_rate = args.soak_rate or 200.0
         args.small_events = min(args.small_events, args.events)
     return args
 
@@ -126,16 +145,27 @@ def main(argv: list[str] | None = None) -> int:
             rate = args.rate or _half_rate(samples["streamscore"])
             _step(f"latency run at {rate:,.0f} events/s for {args.latency_s:g} s", started)
             latency = suite.latency(context, rate, args.latency_s)
+            _step("the same without a model: kafka_ceiling's loop", started)
+            floor = suite.latency(context, rate, args.latency_s, run="kafka_ceiling")
+
+            # 5. Soak run.
+            soak_rate = args.soak_rate or rate / 2
+            soak = None
+            if args.soak_s > 0:
+                _step(f"soak run at {soak_rate:,.0f} events/s for {args.soak_s:g} s", started)
+                soak = suite.soak(context, soak_rate, args.soak_s)
         finally:
             if broker is not None:
                 broker.stop()
 
-    # 5. Report.
+    # 6. Report.
     runs = {name: report.median_record(runs) for name, runs in samples.items()}
     runs["streamscore_latency"] = report.median_record([latency.result])
-    runs["streamscore_latency"]["rss_growth_mb_per_min"] = report.rss_growth(latency.rss_samples)
+    runs["kafka_ceiling_latency"] = report.median_record([floor.result])
+    runs["streamscore_soak"] = report.soak_record(soak)
     runs["scaling_1_worker"] = {**runs["streamscore"], "note": "the streamscore run"}
     checked = report.targets(samples, runs)
+    soak_rss_mb = soak.rss_samples if soak else []
     elapsed_s = time.monotonic() - started
     document = {
         "runs": runs,
@@ -147,14 +177,16 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "latency_s": args.latency_s,
             "latency_rate": rate,
+            "soak_s": args.soak_s,
+            "soak_rate": soak_rate,
             "quick": args.quick,
             "elapsed_s": round(elapsed_s, 1),
         },
-        "latency_rss_mb": latency.rss_samples,
+        "soak_rss_mb": soak_rss_mb,
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    report.plot(runs, latency.latency_ms, args.output / "latest.png")
+    report.plot(runs, latency.latency_ms, soak_rss_mb, args.output / "latest.png")
     print(report.markdown_table(runs, checked))
     print(f"\nbench finished in {elapsed_s:.0f} s; results in {args.output / 'latest.json'}")
     return 0
@@ -195,11 +227,19 @@ def _throughput_runs(
     for repeat in range(1, args.repeats + 1):
         _step(f"repeat {repeat} of {args.repeats}", started)
         for name in THROUGHPUT_RUNS:
-            run = makers[name] if name in selected else lambda: not_run("not selected")
-            samples[name].append(run())
+            if name not in PEERS:
+                samples[name].append(_make(makers, name, selected))
+        with ThreadPoolExecutor(len(PEERS)) as pool:
+            peers = {name: pool.submit(_make, makers, name, selected) for name in PEERS}
+        for name, future in peers.items():
+            samples[name].append(future.result())
         rates = {n: s[-1].events_per_s for n, s in samples.items() if s[-1].events_per_s}
         _step("  " + ", ".join(f"{n} {r:,.0f}/s" for n, r in rates.items()), started)
     return samples
+
+
+def _make(makers: dict[str, Callable[[], RunResult]], name: str, selected: set[str]) -> RunResult:
+    return makers[name]() if name in selected else not_run("not selected")
 
 
 def _half_rate(runs: list[RunResult]) -> float:

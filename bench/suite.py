@@ -65,6 +65,14 @@ class LatencyRun:
     rss_samples: list[tuple[float, float]]
 
 
+@dataclass(frozen=True)
+class SoakRun:
+    """A soak run: its figures and (s, RSS MB) worker samples."""
+
+    result: RunResult
+    rss_samples: list[tuple[float, float]]
+
+
 def model_ceiling(context: BenchContext, events: int) -> RunResult:
     """Time `predict_proba` on in-memory batches in a child process."""
     settings = context.settings("model-ceiling")
@@ -142,18 +150,26 @@ def quix_streams(
     return _finish(child, reader, events)
 
 
-def latency(context: BenchContext, rate: float, duration_s: float) -> LatencyRun:
+def latency(
+    context: BenchContext, rate: float, duration_s: float, run: str = "streamscore"
+) -> LatencyRun:
     """Publish at `rate` events/s while one worker runs, and measure event time to result.
 
-    The result time is when the bench's reader receives the result, read one record at a time.
+    The result time is when the bench's reader receives the result. With `run` set to
+    "kafka_ceiling", the model-free loop of `bench.runs` takes the worker's place, which gives
+    the latency of the broker and the bench themselves.
     """
-    settings = context.settings("latency", topics={"input": f"events-latency-{time.time_ns()}"})
+    name = "latency" if run == "streamscore" else f"{run}-latency"
+    settings = context.settings(name, topics={"input": f"events-{name}-{time.time_ns()}"})
     topics = settings.topics
     create_topics(context.bootstrap, [topics.input, topics.output, topics.dead_letter])
-    config = write_config(settings, context.state_dir / "latency.yaml")
-    reader = ResultReader(context.bootstrap, topics.output, is_per_message=True)
-    child = _start_worker(context, "latency", config)
+    reader = ResultReader(context.bootstrap, topics.output, is_prompt=True)
     events = max(2, int(rate * duration_s))
+    if run == "streamscore":
+        config = write_config(settings, context.state_dir / f"{name}.yaml")
+        child = _start_worker(context, name, config)
+    else:
+        child = _start(context, name, _bench_runs(run, context, settings, WARMUP_EVENTS + events))
     publisher = _PacedPublisher(settings)
     try:
         publisher.publish(WARMUP_EVENTS, None, "warmup-")
@@ -169,6 +185,40 @@ def latency(context: BenchContext, rate: float, duration_s: float) -> LatencyRun
     result_s, event_s = timings(reader.records, "warmup-")
     result = summarise(result_s, event_s, peak_rss_mb, f"published at {rate:,.0f} events/s")
     return LatencyRun(result, ((result_s - event_s) * 1000).tolist(), samples)
+
+
+def soak(context: BenchContext, rate: float, duration_s: float) -> SoakRun:
+    """Publish at `rate` events/s for `duration_s` while one worker runs; sample its memory.
+
+    The run counts results instead of keeping them, and is made only when every published
+    event got its result: a worker that stops consuming midway fails it.
+    """
+    settings = context.settings("soak", topics={"input": f"events-soak-{time.time_ns()}"})
+    topics = settings.topics
+    create_topics(context.bootstrap, [topics.input, topics.output, topics.dead_letter])
+    config = write_config(settings, context.state_dir / "soak.yaml")
+    reader = ResultReader(context.bootstrap, topics.output, is_counting=True)
+    child = _start_worker(context, "soak", config)
+    events = max(2, int(rate * duration_s))
+    publisher = _PacedPublisher(settings)
+    try:
+        publisher.publish(WARMUP_EVENTS, None, "warmup-")
+        reader.wait(WARMUP_EVENTS, 60, [child.process])
+        started = time.monotonic()
+        publisher.publish(events, rate, "")
+        produced = reader.wait(WARMUP_EVENTS + events, 60, [child.process])
+        elapsed_s = time.monotonic() - started
+    finally:
+        peak_rss_mb = child.stop()
+        reader.close()
+    samples = child.memory.rss_mb
+    scored = produced - WARMUP_EVENTS
+    if scored < events:
+        note = f"{scored:,} of {events:,} results; see {child.log}"
+        return SoakRun(not_run(note), samples)
+    note = f"published at {rate:,.0f} events/s for {duration_s:g} s"
+    result = RunResult(events / elapsed_s, None, None, None, peak_rss_mb, events, note)
+    return SoakRun(result, samples)
 
 
 def ensure_quix_venv() -> str | None:
@@ -211,18 +261,27 @@ class _PacedPublisher:
         self._messages = sms_messages()
 
     def publish(self, count: int, rate: float | None, id_prefix: str) -> None:
-        """Produce `count` events at `rate` events/s, stamping each when it is sent."""
+        """Produce `count` events at `rate` events/s, stamping each when it is sent.
+
+        The events due are sent together at most once per millisecond: a wake-up per event
+        would cost the bench CPU that the broker and the worker share with it.
+        """
         started = time.monotonic()
-        for index in range(count):
+        sent = 0
+        while sent < count:
+            due = count
             if rate is not None:
-                delay_s = started + index / rate - time.monotonic()
-                if delay_s > 0:
-                    self._producer.poll(delay_s)
-            event_id = f"{id_prefix}{index}"
-            message = self._messages[index % len(self._messages)]
-            value = encode_event(event_id, {"message": message}, format_time())
-            self._producer.produce(self._topic, value, event_id.encode())
-            self._producer.poll(0)
+                due = min(count, int((time.monotonic() - started) * rate) + 1)
+            for index in range(sent, due):
+                event_id = f"{id_prefix}{index}"
+                message = self._messages[index % len(self._messages)]
+                value = encode_event(event_id, {"message": message}, format_time())
+                self._producer.produce(self._topic, value, event_id.encode())
+            sent = due
+            if rate is not None and sent < count:
+                self._producer.poll(max(0.001, started + sent / rate - time.monotonic()))
+            else:
+                self._producer.poll(0)
         remaining = self._producer.flush(30)
         if remaining:
             raise RuntimeError(f"{remaining} of {count} latency events were not delivered")

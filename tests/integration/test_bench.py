@@ -19,6 +19,8 @@ RUNS = (
     "scaling_1_worker",
     "scaling_2_workers",
     "streamscore_latency",
+    "kafka_ceiling_latency",
+    "streamscore_soak",
 )
 FIELDS = ("events_per_s", "p50_ms", "p95_ms", "p99_ms", "peak_rss_mb")
 
@@ -67,6 +69,11 @@ def test_bench_quick_run_writes_every_run(
         assert record["p99_ms"] is not None, (name, record)
     assert document["runs"]["model_ceiling"]["events_per_s"] > 0
     assert document["runs"]["streamscore_latency"]["p99_ms"] > 0
+    assert document["runs"]["kafka_ceiling_latency"]["p99_ms"] > 0
+    # The quick soak run publishes for 3 s at 200 events/s, and every event needs a result.
+    soak = document["runs"]["streamscore_soak"]
+    assert soak["events"] == 600, soak
+    assert soak["peak_rss_mb"], soak
     assert "machine" in document
     assert (tmp_path / "latest.png").stat().st_size > 0
     assert "| streamscore |" in finished.stdout
