@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,14 @@ from pathlib import Path
 import orjson
 
 from bench import report, suite
-from bench.context import MODEL_URI, BenchContext, create_topics, publish_backlog, train_model
+from bench.context import (
+    MODEL_FILE_NAME,
+    MODEL_URI,
+    BenchContext,
+    create_topics,
+    publish_backlog,
+    train_model,
+)
 from bench.measure import RunResult, not_run
 from streamscore.broker import EmbeddedBroker, free_port
 
@@ -59,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="events/s of the latency run (default: half of the median streamscore rate)",
     )
-    parser.add_argument("--latency-s", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--latency-s", type=float, default=10.0, help="length of each latency run")
     parser.add_argument(
         "--soak-s", type=float, default=300.0, help="length of the soak run (0: no soak run)"
     )
@@ -128,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 input_topic=f"bench-events-{suffix}",
                 small_topic=f"bench-events-small-{suffix}",
                 model_uri=args.model_uri or MODEL_URI,
+                log_dir=_log_dir(args.output),
             )
             if not args.model_uri:
                 _step("training the reference model", started)
@@ -182,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "elapsed_s": round(elapsed_s, 1),
         },
-        "soak_rss_mb": soak_rss_mb,
+        "soak_rss_mb": report.per_second(soak_rss_mb),
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -242,6 +251,15 @@ def _make(makers: dict[str, Callable[[], RunResult]], name: str, selected: set[s
     return makers[name]() if name in selected else not_run("not selected")
 
 
+def _log_dir(output: Path) -> Path:
+    """Return an emptied `logs` directory in `output`, which outlives the temporary state."""
+    logs = output / "logs"
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir(parents=True)
+    return logs
+
+
 def _half_rate(runs: list[RunResult]) -> float:
     rates = [run.events_per_s for run in runs if run.events_per_s]
     if not rates:
@@ -256,7 +274,7 @@ def _export_model(context: BenchContext) -> Path:
 
     mlflow.set_tracking_uri(context.tracking_uri)
     model = mlflow.sklearn.load_model(context.model_uri)
-    path = context.state_dir / "model.joblib"
+    path = context.state_dir / MODEL_FILE_NAME
     joblib.dump(model, path)
     return path
 

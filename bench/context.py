@@ -27,6 +27,9 @@ HEARTBEAT_INTERVAL_MS = 1_000
 PARTITIONS = 4
 MODEL_NAME = "sms-spam-bench"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
+# The registered model, saved with joblib into the state directory for the runs that score
+# without the worker: Quix Streams' venv has no MLflow, and the others start faster without it.
+MODEL_FILE_NAME = "model.joblib"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class BenchContext:
     input_topic: str
     small_topic: str = ""
     model_uri: str = MODEL_URI
+    # Where each run's process writes its log; the state directory when None.
+    log_dir: Path | None = None
 
     def settings(self, name: str, **sections: dict[str, Any]) -> Settings:
         """Build worker settings for one run: its own group and output topic, the shared input.

@@ -121,6 +121,15 @@ def rss_growth(samples: list[tuple[float, float]], settle_s: float = 10.0) -> fl
     return slope_per_s * 60
 
 
+def per_second(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Keep the first (s, value) sample of each second, enough to show a trend in the JSON."""
+    kept: list[tuple[float, float]] = []
+    for seconds, value in samples:
+        if not kept or int(seconds) > int(kept[-1][0]):
+            kept.append((seconds, value))
+    return kept
+
+
 def _rate(samples: dict[str, list[RunResult]], name: str, index: int) -> float | None:
     runs = samples.get(name, [])
     return runs[index].events_per_s if index < len(runs) else None

@@ -13,21 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import joblib
 import orjson
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from bench.context import repeated_messages
+from bench.context import MODEL_FILE_NAME, repeated_messages
 from streamscore.kafka import consumer_config, producer_config
 from streamscore.settings import Settings, load_settings
 
 
 def model_ceiling(settings: Settings, events: int) -> dict[str, Any]:
     """Time `predict_proba` alone on in-memory batches of the worker's batch size."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.model.tracking_uri)
-    model = mlflow.sklearn.load_model(settings.model.uri)
+    model = joblib.load(settings.state_dir / MODEL_FILE_NAME)
     size = settings.worker.batch_size
     messages = [message for _, message in repeated_messages(events)]
     frames = [pd.DataFrame({"message": messages[i : i + size]}) for i in range(0, events, size)]
@@ -103,10 +101,7 @@ def _store(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> None
 
 def naive_loop(settings: Settings, events: int) -> dict[str, Any]:
     """Poll one event, predict one row, produce its result, flush, commit: the textbook loop."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.model.tracking_uri)
-    model = mlflow.sklearn.load_model(settings.model.uri)
+    model = joblib.load(settings.state_dir / MODEL_FILE_NAME)
     config = consumer_config(settings.kafka, settings.worker.group_id)
     config.update({"enable.auto.commit": False, "enable.auto.offset.store": True})
     consumer = Consumer(config)

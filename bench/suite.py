@@ -34,6 +34,8 @@ QUIX_REQUIREMENTS = REPO / "bench" / "requirements-quix.txt"
 RUN_TIMEOUT_S = 240.0
 # Events published before a latency run is measured, so that the group join is not measured.
 WARMUP_EVENTS = 50
+# The soak run's producer linger, in ms; see `soak`.
+SOAK_LINGER_MS = 50
 
 
 @dataclass(frozen=True)
@@ -191,19 +193,25 @@ def soak(context: BenchContext, rate: float, duration_s: float) -> SoakRun:
     """Publish at `rate` events/s for `duration_s` while one worker runs; sample its memory.
 
     The run counts results instead of keeping them, and is made only when every published
-    event got its result: a worker that stops consuming midway fails it.
+    event got its result: a worker that stops consuming midway fails it. Publisher and worker
+    linger 50 ms: Tansu 0.6.0 stops answering fetches from a partition that holds some 15,000
+    record batches, which 5 minutes of 5 ms batches exceed.
     """
-    settings = context.settings("soak", topics={"input": f"events-soak-{time.time_ns()}"})
+    settings = context.settings(
+        "soak",
+        topics={"input": f"events-soak-{time.time_ns()}"},
+        kafka={"linger_ms": SOAK_LINGER_MS},
+    )
     topics = settings.topics
     create_topics(context.bootstrap, [topics.input, topics.output, topics.dead_letter])
     config = write_config(settings, context.state_dir / "soak.yaml")
     reader = ResultReader(context.bootstrap, topics.output, is_counting=True)
     child = _start_worker(context, "soak", config)
-    events = max(2, int(rate * duration_s))
     publisher = _PacedPublisher(settings)
     try:
         publisher.publish(WARMUP_EVENTS, None, "warmup-")
         reader.wait(WARMUP_EVENTS, 60, [child.process])
+        events = max(2, int(rate * duration_s))
         started = time.monotonic()
         publisher.publish(events, rate, "")
         produced = reader.wait(WARMUP_EVENTS + events, 60, [child.process])
@@ -298,7 +306,7 @@ def _start_worker(context: BenchContext, name: str, config: Path) -> Child:
 
 
 def _start(context: BenchContext, name: str, command: list[str]) -> Child:
-    log = context.state_dir / f"{name}.log"
+    log = (context.log_dir or context.state_dir) / f"{name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603 - the bench's own commands, no shell
             command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO
