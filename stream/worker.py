@@ -124,6 +124,9 @@ class Worker:
         self._in_flight: _Batch | None = None
         # Partitions to seek back to their first failed event before the next produce.
         self._to_rewind: dict[PartitionKey, int] = {}
+        # Partitions read again from a failed event, which is retried alone: the events behind
+        # it would otherwise be produced again on every attempt. Maps each to that offset.
+        self._retrying: dict[PartitionKey, int] = {}
         # How many times partitions were revoked or lost; polls compare it before and after.
         self._forgotten = 0
         self._transactional = worker.processing_guarantee == "exactly_once"
@@ -302,8 +305,8 @@ class Worker:
         Steps:
             1. Decode and validate each message; invalid ones are set aside with their reason.
             2. Score the valid events with one predict_proba call.
-            3. at_least_once: finish the previous batch (see `_finish_in_flight`). Events of
-               partitions that it rewound are dropped from this batch; they are read again.
+            3. at_least_once: finish the previous batch (see `_finish_in_flight`), and hold
+               back the events of partitions whose failed event is retried (`_hold_back`).
             4. Produce a result per scored event and a dead-letter record per rejected one,
                inside a transaction under exactly_once.
             5. exactly_once: wait for every delivery report, then commit the transaction with
@@ -328,8 +331,9 @@ class Worker:
         predictions = self._score(batch)
 
         # 3. Finish the previous batch.
-        if rewound := self._finish_in_flight():
-            predictions = self._drop_rewound(batch, predictions, rewound)
+        rewound = self._finish_in_flight()
+        if rewound or self._retrying:
+            predictions = self._hold_back(batch, predictions, rewound)
 
         # 4. Produce.
         for (message, event), prediction in zip(batch.events, predictions, strict=True):
@@ -369,6 +373,7 @@ class Worker:
         rewound = {key: offset for key, offset in failed.items() if key in self._assigned}
         if rewound:
             self._rewind(rewound)
+            self._retrying.update(rewound)
             self._back_off()
         return rewound
 
@@ -395,29 +400,47 @@ class Worker:
         self._monitor.on_flush_wait(0)
         self._store_offsets(batch)
         self._count_delivered(batch)
-        if not batch.failed_offsets:
+        for message in batch.messages:
+            key, _ = _position(message)
+            if key not in batch.failed_offsets:
+                self._retrying.pop(key, None)
+        # The backoff keeps growing while any failed event is still being retried.
+        if not batch.failed_offsets and not self._retrying:
             self._failures_in_a_row = 0
         return dict(batch.failed_offsets)
 
-    def _drop_rewound(
+    def _hold_back(
         self,
         batch: _Batch,
         predictions: list[Prediction | None],
         rewound: dict[PartitionKey, int],
     ) -> list[Prediction | None]:
-        """Remove a batch's events of rewound partitions, which come after the failed ones.
+        """Remove the events that must wait from a batch, so that they are read again later.
+
+        Events of partitions rewound just now were polled before the seek and come after the
+        failed event. Of a partition whose failed event is retried, only the first event stays,
+        and the partition is sought to the event after it.
 
         Returns:
             The predictions of the events that remain.
         """
+        first_offsets: dict[PartitionKey, int] = {}
+        for message in batch.messages:
+            key, offset = _position(message)
+            if key in self._retrying and key not in rewound:
+                first_offsets[key] = min(offset, first_offsets.get(key, offset))
 
         def is_kept(message: Message) -> bool:
-            return (message.topic(), message.partition()) not in rewound
+            key, offset = _position(message)
+            if key in rewound:
+                return False
+            return key not in first_offsets or offset == first_offsets[key]
 
         kept_indices = [i for i, (message, _) in enumerate(batch.events) if is_kept(message)]
         batch.events = [batch.events[i] for i in kept_indices]
         batch.rejected = [item for item in batch.rejected if is_kept(item[0])]
         batch.messages = [message for message in batch.messages if is_kept(message)]
+        self._rewind({key: offset + 1 for key, offset in first_offsets.items()})
         return [predictions[i] for i in kept_indices]
 
     def _count_delivered(self, batch: _Batch) -> None:
@@ -744,6 +767,7 @@ class Worker:
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             self._stored.pop((tp.topic, tp.partition), None)
+            self._retrying.pop((tp.topic, tp.partition), None)
         self._metrics.assigned_partitions.set(len(self._assigned))
 
     def _commit(self, keys: list[PartitionKey]) -> None:

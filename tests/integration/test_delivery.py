@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 
@@ -139,7 +140,9 @@ def test_undeliverable_results_are_not_committed_and_retried_later(
     assert len(records) == 20
 
 
-def test_failed_delivery_holds_back_only_its_partition(settings_factory) -> None:
+def test_failed_delivery_holds_back_only_its_partition(
+    settings_factory, caplog: pytest.LogCaptureFixture
+) -> None:
     # Batches of 8 keep a batch in flight while the next is scored. The result of the event at
     # offset 10 of partition 0 exceeds message.max.bytes, so it fails on every attempt.
     settings = settings_factory(worker={"batch_size": 8, "retry_backoff_s": 0.2})
@@ -160,10 +163,13 @@ def test_failed_delivery_holds_back_only_its_partition(settings_factory) -> None
     healthy = {f"p{p}-{o}" for p in range(1, partitions) for o in range(per_partition)}
     before_bad = {f"p0-{o}" for o in range(bad_offset)}
 
-    with running_worker(failing, tiny_scorer()) as metrics:
+    with (
+        caplog.at_level(logging.WARNING, logger="stream.worker"),
+        running_worker(failing, tiny_scorer()) as metrics,
+    ):
         wait_for(
             lambda: (
-                _sample(metrics, "streamscore_delivery_failures_total", {"topic": "output"}) >= 3
+                _sample(metrics, "streamscore_delivery_failures_total", {"topic": "output"}) >= 4
                 and _sample(metrics, "streamscore_results_produced_total")
                 >= len(healthy | before_bad)
             )
@@ -171,9 +177,18 @@ def test_failed_delivery_holds_back_only_its_partition(settings_factory) -> None
     records = read_topic(settings, settings.topics.output, expected=len(healthy | before_bad))
     committed = _committed_by_partition(settings)
 
-    scored = {record.key.decode() for record in records}
+    scored = Counter(record.key.decode() for record in records)
+    attempts = [
+        int(record.getMessage().split("attempt=")[1].split()[0])
+        for record in caplog.records
+        if "after backoff" in record.getMessage()
+    ]
     assert partitions > 1
-    assert healthy <= scored
-    assert before_bad <= scored
+    assert healthy <= set(scored)
+    assert before_bad <= set(scored)
     assert committed[0] == bad_offset
     assert committed[1:] == [per_partition] * (partitions - 1)
+    # The failed event is retried alone, so nothing behind it is produced twice, and each
+    # retry waits twice as long as the one before.
+    assert max(scored.values()) == 1
+    assert attempts[:3] == [1, 2, 3]
