@@ -212,11 +212,14 @@ def _number(value: float | None, digits: int = 0) -> str:
 
 def plot(
     runs: dict[str, dict[str, Any]],
-    latency_ms: list[float],
+    latency_ms: dict[str, list[float]],
     soak_rss_mb: list[tuple[float, float]],
     path: Path,
 ) -> None:
-    """Draw throughput per run, the latency run's latency distribution and the soak's RSS."""
+    """Draw throughput per run, the latency runs' latency distributions and the soak's RSS.
+
+    `latency_ms` maps each latency run's name to the latency of each of its events.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,13 +232,17 @@ def plot(
     left.set_xlabel("events/s (log scale, median of repeats)")
     left.invert_yaxis()
     left.set_title("Throughput")
-    if latency_ms:
-        ordered = sorted(latency_ms)
+    for name, values in latency_ms.items():
+        if not values:
+            continue
+        ordered = sorted(values)
         fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        middle.plot(ordered, fractions, color="tab:orange")
+        middle.plot(ordered, fractions, label=name)
+    if any(latency_ms.values()):
         middle.set_xlabel("end-to-end latency (ms)")
         middle.set_ylabel("fraction of events")
         middle.axhline(0.99, color="grey", linestyle=":", linewidth=1)
+        middle.legend(loc="lower right")
     middle.set_title("Latency at half of streamscore's maximum rate")
     if soak_rss_mb:
         seconds, rss = zip(*soak_rss_mb, strict=True)
