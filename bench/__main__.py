@@ -15,6 +15,7 @@ Steps:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rate",
         type=float,
-        help="events/s of the latency run (default: half of the median streamscore rate)",
+        help="events/s of the latency runs (default: half of the median streamscore rate)",
     )
     parser.add_argument("--latency-s", type=float, default=10.0, help="length of each latency run")
     parser.add_argument(
@@ -104,6 +105,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if bool(args.model_uri) != bool(args.tracking_uri):
         parser.error("--model-uri and --tracking-uri go together")
+    unknown = set(args.runs.split(",")) - set(THROUGHPUT_RUNS)
+    if unknown:
+        parser.error(
+            f"unknown run(s) {', '.join(sorted(unknown))}; choose from {', '.join(THROUGHPUT_RUNS)}"
+        )
+    for option in ("events", "small_events", "repeats"):
+        if getattr(args, option) < 1:
+            parser.error(
+                f"--{option.replace('_', '-')} must be at least 1, not {getattr(args, option)}"
+            )
+    for option in ("rate", "latency_s", "soak_rate"):
+        value = getattr(args, option)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            parser.error(f"--{option.replace('_', '-')} must be a positive number, not {value}")
+    if not (args.soak_s >= 0 and math.isfinite(args.soak_s)):
+        parser.error(f"--soak-s must be 0 or a positive number, not {args.soak_s}")
     if args.quick:
         args.repeats = 1
         args.latency_s = 2.0
@@ -213,9 +230,6 @@ def _throughput_runs(
     started: float,
 ) -> dict[str, list[RunResult]]:
     selected = set(args.runs.split(","))
-    unknown = selected - set(THROUGHPUT_RUNS)
-    if unknown:
-        raise SystemExit(f"error: unknown run(s) {', '.join(sorted(unknown))}")
     small = context.small_topic
     makers = {
         "model_ceiling": lambda: suite.model_ceiling(context, args.events),
