@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -270,11 +269,15 @@ def _make(makers: dict[str, Callable[[], RunResult]], name: str, selected: set[s
 
 
 def _log_dir(output: Path) -> Path:
-    """Return an emptied `logs` directory in `output`, which outlives the temporary state."""
+    """Return the `logs` directory in `output`, which outlives the temporary state.
+
+    Only the `.log` files of an earlier run are removed, in case `--output` names a directory
+    that contains other files.
+    """
     logs = output / "logs"
-    if logs.exists():
-        shutil.rmtree(logs)
-    logs.mkdir(parents=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    for old in logs.glob("*.log"):
+        old.unlink()
     return logs
 
 

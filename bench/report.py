@@ -44,7 +44,7 @@ def median_record(samples: list[RunResult]) -> dict[str, Any]:
 def soak_record(soak: SoakRun | None) -> dict[str, Any]:
     """Return the soak run's record, with its RSS trend per minute and per million events."""
     if soak is None:
-        return median_record([RunResult(None, None, None, None, None, 0, "not selected")])
+        return median_record([RunResult(None, None, None, None, None, 0, "left out: --soak-s 0")])
     record = median_record([soak.result])
     per_minute = rss_growth(soak.rss_samples, settle_s=SOAK_SETTLE_S)
     record["rss_growth_mb_per_min"] = per_minute
@@ -123,11 +123,11 @@ def rss_growth(samples: list[tuple[float, float]], settle_s: float = 10.0) -> fl
 
 def per_second(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Keep the first (s, value) sample of each second, enough to show a trend in the JSON."""
-    kept: list[tuple[float, float]] = []
+    first_of_each_second: list[tuple[float, float]] = []
     for seconds, value in samples:
-        if not kept or int(seconds) > int(kept[-1][0]):
-            kept.append((seconds, value))
-    return kept
+        if not first_of_each_second or int(seconds) > int(first_of_each_second[-1][0]):
+            first_of_each_second.append((seconds, value))
+    return first_of_each_second
 
 
 def _rate(samples: dict[str, list[RunResult]], name: str, index: int) -> float | None:

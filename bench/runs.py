@@ -42,10 +42,10 @@ def model_ceiling(settings: Settings, events: int) -> dict[str, Any]:
 def kafka_ceiling(settings: Settings, events: int) -> dict[str, Any]:
     """Pass events through with no model, with the worker's at-least-once loop.
 
-    Poll the first event and take those already fetched; decode each, encode a result, produce
-    it. Then wait for the previous batch's delivery reports and store its offsets, which
-    auto-commit commits: the worker's contract and its overlap of delivery with the next
-    batch, without the scoring.
+    Poll the first event and take those already fetched. Decode each, encode a result and
+    produce it. Then wait for the previous batch's delivery reports and store its offsets,
+    which auto-commit commits. This is the worker's contract and its overlap of delivery with
+    the next batch, without the scoring.
     """
     consumer = Consumer(consumer_config(settings.kafka, settings.worker.group_id))
     producer = Producer(producer_config(settings.kafka))

@@ -194,8 +194,8 @@ def soak(context: BenchContext, rate: float, duration_s: float) -> SoakRun:
 
     The run counts results instead of keeping them, and is made only when every published
     event got its result: a worker that stops consuming midway fails it. Publisher and worker
-    linger 50 ms: Tansu 0.6.0 stops answering fetches from a partition that holds some 15,000
-    record batches, which 5 minutes of 5 ms batches exceed.
+    linger 50 ms, because Tansu 0.6.0 returns no records from a partition that contains about
+    15,000 to 20,000 record batches (measured), and 5 minutes of 5 ms batches exceed that.
     """
     settings = context.settings(
         "soak",
